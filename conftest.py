@@ -1,0 +1,58 @@
+"""Fixtures shared by every app's tests: named users and workflows, both database backends."""
+
+import pytest
+from django.db import connection
+
+from workflows.models import Workflow
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """`@pytest.mark.postgres` tests are skipped when the suite runs on SQLite."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL (DATABASE_URL)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def alice(django_user_model):
+    """An admin."""
+    return django_user_model.objects.create_superuser("alice", "alice@example.com", "password")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    """A regular member."""
+    return django_user_model.objects.create_user("bob", "bob@example.com", "password")
+
+
+@pytest.fixture
+def linear_definition():
+    return {
+        "nodes": [
+            {"id": "a", "type": "transform", "data": {"config": {"mapping": {"x": 1}}}},
+            {"id": "b", "type": "transform", "data": {"config": {"mapping": {"y": "{{ a.x }}"}}}},
+        ],
+        "edges": [{"id": "a-b", "source": "a", "target": "b"}],
+        "viewport": {"x": 0, "y": 0, "zoom": 1},
+        "settings": {},
+    }
+
+
+@pytest.fixture
+def workflow(db, alice, linear_definition):
+    return Workflow.objects.create(name="Greeting", definition=linear_definition, created_by=alice)
+
+
+@pytest.fixture
+def db_vendor(db):
+    return connection.vendor
