@@ -118,6 +118,9 @@ class StepRun(models.Model):
     error = models.TextField(blank=True)
     waiting_for = models.CharField(max_length=16, choices=WaitingFor.choices(), blank=True)
     wake_at = models.DateTimeField(null=True, blank=True)
+    resume_data = models.JSONField(
+        null=True, blank=True, help_text="An approval or event delivered to this waiting step."
+    )
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)

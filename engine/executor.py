@@ -1,0 +1,719 @@
+"""The run executor: drives one activation of one run from its checkpoint (SPEC §3).
+
+An activation loads the run's state, starts every ready step (bounded by the run's
+max_concurrency, each step as soon as its own parents are done), and checkpoints each
+transition through the store: the step run rows, the context and the events of all the
+transitions that happened together go into one transaction, so a crash repeats at most
+the steps that were in flight. It ends when the run finishes, or when nothing can
+proceed until a person, an event or a timer does: then the run is parked (released)
+with a wake-up time, and any worker continues it later.
+"""
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+
+from engine.errors import LostLease, NonRetryableError, StepError
+from engine.events import NewEvent, summarize
+from engine.expressions import ExpressionError
+from engine.graph import Graph
+from engine.policy import StepPolicy
+from engine.registry import Registry, StepType, Suspend
+from engine.registry import registry as default_registry
+from engine.statuses import EventType, RunStatus, StepStatus, WaitingFor
+from engine.store import Batch, RunState, StepRecord, StepWrite, Store
+from engine.templates import TemplateError, render
+
+logger = logging.getLogger("engine")
+
+# Timed waits shorter than this are waited out in this process (the state is already
+# durable, so a crash loses nothing); longer ones park the run and release the worker.
+DEFAULT_PARK_AFTER_SECONDS = 2.0
+
+ACTIVE = (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING)
+TIMED_WAITS = (WaitingFor.DELAY, WaitingFor.BACKOFF)
+
+
+@dataclass(slots=True)
+class Outcome:
+    step_id: str
+    attempt: int
+    output: Any = None
+    error: str | None = None
+    retryable: bool = True
+    suspend: Suspend | None = None
+
+
+class Executor:
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        fence: int,
+        *,
+        registry: Registry = default_registry,
+        park_after_seconds: float = DEFAULT_PARK_AFTER_SECONDS,
+    ):
+        self.store = store
+        self.run_id = str(run_id)
+        self.fence = fence
+        self.registry = registry
+        self.park_after = park_after_seconds
+        self._poked = asyncio.Event()
+
+    # -- public -----------------------------------------------------------------------
+
+    def poke(self) -> None:
+        """Something changed outside (a step was resumed): look again soon."""
+        self._poked.set()
+
+    async def run(self) -> RunStatus:
+        """Execute until the run finishes or parks. Returns the run's status then."""
+        state = await self.store.load(self.run_id, self.fence)
+        self._setup(state)
+        try:
+            return await self._loop()
+        finally:
+            orphans = [*self.tasks.values(), *self.cancelled_tasks]
+            for task in orphans:
+                task.cancel()
+            if orphans:
+                await asyncio.gather(*orphans, return_exceptions=True)
+
+    # -- state --------------------------------------------------------------------------
+
+    def _setup(self, state: RunState) -> None:
+        self.state = state
+        self.graph = Graph.from_definition(state.definition)
+        self.nodes = self.graph.nodes
+        self.context: dict = dict(state.context or {})
+        self.context["input"] = state.input
+        self.steps: dict[str, StepRecord] = dict(state.steps)
+        self.policies = {nid: StepPolicy.from_node(n) for nid, n in self.nodes.items()}
+        self.clock_offset = state.now - datetime.now(UTC)
+        self.status = RunStatus(state.status)
+        self.started_at = state.started_at
+        self.deadline = None
+        self.tasks: dict[str, asyncio.Task] = {}
+        self.cancelled_tasks: list[asyncio.Task] = []
+        self.done: set[str] = set()
+        self.dead: set[str] = set()
+        self.batch = Batch()
+        losing_edges = []
+        for step_id, record in self.steps.items():
+            if step_id not in self.nodes:
+                continue
+            if record.status in (StepStatus.COMPLETED, StepStatus.SKIPPED):
+                self.done.add(step_id)
+                if record.status == StepStatus.COMPLETED and self._type_of(step_id) == "condition":
+                    losing_edges += self._losing_edges(step_id, record.output)
+            elif record.status == StepStatus.FAILED and self.policies[step_id].on_error != "fail":
+                self.done.add(step_id)
+        self.dead = self.graph.dead_nodes(losing_edges) - self.done
+
+    def now(self) -> datetime:
+        """The database's clock, as estimated from the offset measured at load."""
+        return datetime.now(UTC) + self.clock_offset
+
+    def _type_of(self, step_id: str) -> str:
+        return self.graph.node_type(step_id)
+
+    def _label(self, step_id: str) -> str:
+        data = self.nodes[step_id].get("data") or {}
+        label = data.get("label")
+        return label if isinstance(label, str) and label else step_id
+
+    def _losing_edges(self, step_id: str, output: Any) -> list[str]:
+        branch = output.get("branch") if isinstance(output, dict) else None
+        return [e.id for e in self.graph.out_edges(step_id) if e.handle != branch]
+
+    def _emit(self, event_type: EventType, payload: dict, step_id: str = "") -> None:
+        self.batch.events.append(NewEvent(event_type, payload, step_id))
+
+    def _write_step(self, step_id: str, attempt: int, insert: bool = False, **fields) -> None:
+        self.batch.steps.append(StepWrite(step_id, attempt, fields, insert))
+        record = self.steps.get(step_id)
+        if insert or record is None or record.attempt != attempt:
+            record = StepRecord(
+                step_id=step_id,
+                step_type=fields.get("step_type", self._type_of(step_id)),
+                attempt=attempt,
+                status=fields.get("status", StepStatus.PENDING),
+            )
+            self.steps[step_id] = record
+        for name, value in fields.items():
+            if hasattr(record, name):
+                setattr(record, name, value)
+
+    def _set_output(self, step_id: str, output: Any) -> None:
+        self.context[step_id] = output
+        self.batch.context = self.context
+        self._emit(EventType.CONTEXT_UPDATED, {"step_id": step_id, "keys": [step_id]}, step_id)
+
+    def _duration_ms(self) -> int | None:
+        if self.started_at is None:
+            return None
+        return int((self.now() - self.started_at).total_seconds() * 1000)
+
+    # -- the loop -------------------------------------------------------------------------
+
+    async def _loop(self) -> RunStatus:
+        if self.status.is_finished:
+            return self.status
+        self._begin()
+        while not self._check_deadline():
+            self._process_waiting()
+            if self.status.is_finished:
+                break
+            self._start_ready()
+            await self._flush()
+            if self.status.is_finished:
+                break
+            if self.tasks:
+                await self._wait_for_outcomes()
+                continue
+            if self._all_finished():
+                self._finish_completed()
+                break
+            next_wake = self._next_wake()
+            if next_wake is not None and next_wake - self.now() <= timedelta(
+                seconds=self.park_after
+            ):
+                await self._sleep_until(next_wake)
+            elif await self._park(next_wake):
+                break
+        await self._flush()
+        return self.status
+
+    def _begin(self) -> None:
+        now = self.now()
+        if self.status == RunStatus.PENDING:
+            self.status = RunStatus.RUNNING
+            self.started_at = now
+            self.batch.run.update(status=RunStatus.RUNNING, started_at=now, wake_at=None)
+            self._emit(EventType.RUN_STARTED, {"status": RunStatus.RUNNING})
+        elif self.status == RunStatus.PAUSED:
+            self.status = RunStatus.RUNNING
+            self.batch.run.update(status=RunStatus.RUNNING, wake_at=None)
+            resumed = next(
+                (r.step_id for r in self.steps.values() if r.status == StepStatus.WAITING), None
+            )
+            self._emit(
+                EventType.RUN_RESUMED,
+                {"status": RunStatus.RUNNING, "resumed_step_id": resumed, "reason": "timer"},
+            )
+        else:
+            self.batch.run["wake_at"] = None
+        if self.state.timeout_seconds and self.started_at is not None:
+            self.deadline = self.started_at + timedelta(seconds=self.state.timeout_seconds)
+
+    def _check_deadline(self) -> bool:
+        """Fail the run when its timeout has passed. True when the run is finished."""
+        if self.status.is_finished:
+            return True
+        if self.deadline is None or self.now() < self.deadline:
+            return False
+        self._fail_run(f"run timed out after {self.state.timeout_seconds:g} seconds")
+        return True
+
+    def _all_finished(self) -> bool:
+        return all(nid in self.done or nid in self.dead for nid in self.graph.node_ids)
+
+    def _next_wake(self) -> datetime | None:
+        wakes = [
+            r.wake_at
+            for r in self.steps.values()
+            if r.status == StepStatus.WAITING and r.wake_at is not None and r.step_id in self.nodes
+        ]
+        if self.deadline is not None:
+            wakes.append(self.deadline)
+        return min(wakes) if wakes else None
+
+    async def _sleep_until(self, when: datetime) -> None:
+        delay = max(0.0, (when - self.now()).total_seconds())
+        self._poked.clear()
+        try:
+            await asyncio.wait_for(self._poked.wait(), timeout=delay)
+        except TimeoutError:
+            pass
+        else:
+            await self._pick_up_resumes()
+
+    async def _pick_up_resumes(self) -> None:
+        for record in await self.store.resumed_steps(self.run_id):
+            current = self.steps.get(record.step_id)
+            if current and current.attempt == record.attempt:
+                current.resume_data = record.resume_data
+
+    async def _wait_for_outcomes(self) -> None:
+        next_wake = self._next_wake()
+        timeout = None
+        if next_wake is not None:
+            timeout = max(0.0, (next_wake - self.now()).total_seconds())
+        self._poked.clear()
+        poke = asyncio.ensure_future(self._poked.wait())
+        try:
+            done, _ = await asyncio.wait(
+                [*self.tasks.values(), poke], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            poke.cancel()
+        if poke in done:
+            await self._pick_up_resumes()
+        for step_id, task in list(self.tasks.items()):
+            if task.done():
+                del self.tasks[step_id]
+                self._apply(task.result())
+
+    async def _flush(self) -> None:
+        if not self.batch:
+            return
+        batch, self.batch = self.batch, Batch()
+        await self.store.commit(self.run_id, self.fence, batch)
+
+    async def _park(self, next_wake: datetime | None) -> bool:
+        """Release the run until a timer, a person or an event. False if a resume came in."""
+        waiting = [r for r in self.steps.values() if r.status == StepStatus.WAITING]
+        timed = [r for r in waiting if r.waiting_for in TIMED_WAITS]
+        batch = self.batch
+        batch.release = True
+        batch.unless_resumed = True
+        batch.run["wake_at"] = next_wake
+        if not timed and waiting:
+            first = waiting[0]
+            reason = (
+                f"waiting for approval: {first.input.get('prompt', '')}".rstrip(": ")
+                if first.waiting_for == WaitingFor.APPROVAL
+                else f"waiting for event {(first.input or {}).get('event_name', '')}"
+            )
+            if self.status != RunStatus.PAUSED:
+                batch.run["status"] = RunStatus.PAUSED
+                self._emit(
+                    EventType.RUN_PAUSED,
+                    {
+                        "status": RunStatus.PAUSED,
+                        "waiting_step_id": first.step_id,
+                        "reason": reason,
+                    },
+                )
+        elif not waiting:
+            # Nothing waits and nothing is ready: parents that failed without a policy
+            # would have failed the run, so this is a graph the engine cannot finish.
+            stuck = [n for n in self.graph.node_ids if n not in self.done and n not in self.dead]
+            self._fail_run(f"no step can run: {', '.join(stuck)} never became ready")
+            return True
+        self.batch = Batch()
+        result = await self.store.commit(self.run_id, self.fence, batch)
+        if result.resumed:
+            # Keep the unsent events for the next flush; the run stays ours.
+            batch.release = batch.unless_resumed = False
+            batch.run.pop("status", None)
+            batch.run.pop("wake_at", None)
+            batch.events = [e for e in batch.events if e.event_type != EventType.RUN_PAUSED]
+            self.batch = batch
+            await self._pick_up_resumes()
+            return False
+        if "status" in batch.run:
+            self.status = RunStatus(batch.run["status"])
+        return True
+
+    # -- waiting steps ---------------------------------------------------------------------
+
+    def _process_waiting(self) -> None:
+        now = self.now()
+        for record in list(self.steps.values()):
+            step_id = record.step_id
+            if step_id not in self.nodes or step_id in self.tasks:
+                continue
+            if record.status == StepStatus.WAITING:
+                if record.resume_data is not None:
+                    self._resume_step(record)
+                elif record.wake_at is not None and record.wake_at <= now:
+                    self._wake_step(record)
+            if self.status.is_finished:
+                return
+
+    def _resume_step(self, record: StepRecord) -> None:
+        step_type = self.registry.get(record.step_type)
+        data, record.resume_data = record.resume_data, None
+        if step_type is None or step_type.resume is None:
+            self._step_failed(record.step_id, record.attempt, "this step cannot be resumed")
+            return
+        try:
+            output = step_type.resume(record.input or {}, data)
+        except StepError as exc:
+            self._step_failed(record.step_id, record.attempt, str(exc), retryable=False)
+            return
+        self._step_completed(record.step_id, record.attempt, output)
+
+    def _wake_step(self, record: StepRecord) -> None:
+        if record.waiting_for == WaitingFor.BACKOFF:
+            record.status = StepStatus.PENDING  # the next attempt starts now
+            return
+        step_type = self.registry.get(record.step_type)
+        try:
+            if step_type is None or step_type.wake is None:
+                raise NonRetryableError("this step cannot wake")
+            output = step_type.wake(record.input or {})
+        except StepError as exc:
+            self._step_failed(record.step_id, record.attempt, str(exc), retryable=False)
+            return
+        self._step_completed(record.step_id, record.attempt, output)
+
+    # -- starting steps -----------------------------------------------------------------------
+
+    def _ready(self) -> list[str]:
+        ready = []
+        finished = self.done | self.dead
+        for step_id in self.graph.node_ids:
+            if step_id in finished or step_id in self.tasks:
+                continue
+            record = self.steps.get(step_id)
+            if record is not None and record.status == StepStatus.WAITING:
+                continue
+            if record is not None and record.status == StepStatus.FAILED:
+                continue  # failed under "fail": the run is failing
+            if all(parent in finished for parent in self.graph.parents(step_id)):
+                ready.append(step_id)
+        return ready
+
+    def _start_ready(self) -> None:
+        limit = max(1, self.state.max_concurrency or 1)
+        for step_id in self._ready():
+            if len(self.tasks) >= limit or self.status.is_finished:
+                return
+            self._start(step_id)
+
+    def _next_attempt(self, step_id: str) -> tuple[int, bool]:
+        """(attempt number, insert?) for the step's next execution."""
+        record = self.steps.get(step_id)
+        if record is None:
+            return 1, True
+        if record.status in (StepStatus.PENDING, StepStatus.RUNNING):
+            # A retry reset, the next attempt after a backoff, or an attempt in flight when
+            # a worker died: it runs again under its own number.
+            return record.attempt, False
+        return record.attempt + 1, True
+
+    def _start(self, step_id: str) -> None:
+        attempt, insert = self._next_attempt(step_id)
+        node = self.nodes[step_id]
+        type_name = self._type_of(step_id)
+        step_type = self.registry.get(type_name)
+        now = self.now()
+        config = (node.get("data") or {}).get("config") or {}
+        scope = self._scope(step_id, attempt)
+        error = None
+        resolved: dict = {}
+        if step_type is None:
+            error = f"unknown step type {type_name!r}"
+        elif not isinstance(config, dict):
+            error = "config must be an object"
+        else:
+            try:
+                resolved = self._resolve(step_type, config, scope)
+            except (TemplateError, ExpressionError) as exc:
+                error = f"config could not be resolved: {exc}"
+        self._write_step(
+            step_id,
+            attempt,
+            insert=insert,
+            step_type=type_name,
+            status=StepStatus.RUNNING,
+            input=resolved,
+            started_at=now,
+            waiting_for="",
+            wake_at=None,
+            error="",
+        )
+        self._emit(
+            EventType.STEP_STARTED,
+            {
+                "step_id": step_id,
+                "step_type": type_name,
+                "step_label": self._label(step_id),
+                "attempt": attempt,
+            },
+            step_id,
+        )
+        if error is not None:
+            self._step_failed(step_id, attempt, error, retryable=False)
+            return
+        self.tasks[step_id] = asyncio.ensure_future(
+            self._execute(step_type, step_id, attempt, resolved, scope)
+        )
+
+    def _scope(self, step_id: str, attempt: int) -> MappingProxyType:
+        scope = dict(self.context)
+        scope["run"] = {
+            "id": self.run_id,
+            "step_id": step_id,
+            "attempt": attempt,
+            "idempotency_key": f"{self.run_id}:{step_id}",
+        }
+        return MappingProxyType(scope)
+
+    @staticmethod
+    def _resolve(step_type: StepType, config: dict, scope) -> dict:
+        raw = step_type.raw_config_keys
+        if not raw:
+            return render(config, scope)
+        resolved = render({k: v for k, v in config.items() if k not in raw}, scope)
+        resolved.update({k: v for k, v in config.items() if k in raw})
+        return resolved
+
+    async def _execute(self, step_type, step_id, attempt, config, scope) -> Outcome:
+        timeout = self.policies[step_id].timeout_seconds
+        try:
+            if timeout:
+                async with asyncio.timeout(timeout):
+                    output = await step_type.execute(config, scope)
+            else:
+                output = await step_type.execute(config, scope)
+        except Suspend as suspend:
+            return Outcome(step_id, attempt, suspend=suspend)
+        except TimeoutError:
+            return Outcome(step_id, attempt, error=f"timed out after {timeout:g} seconds")
+        except StepError as exc:
+            return Outcome(step_id, attempt, error=str(exc), retryable=exc.retryable)
+        except (TemplateError, ExpressionError) as exc:
+            return Outcome(step_id, attempt, error=str(exc), retryable=False)
+        except Exception as exc:  # a handler bug must fail the step, not the worker
+            logger.exception("step %s of run %s raised", step_id, self.run_id)
+            return Outcome(step_id, attempt, error=f"{type(exc).__name__}: {exc}")
+        if not isinstance(output, dict):
+            return Outcome(
+                step_id,
+                attempt,
+                error=f"the handler returned {type(output).__name__}, not an object",
+                retryable=False,
+            )
+        try:
+            output = json.loads(json.dumps(output, default=str))
+        except (TypeError, ValueError) as exc:
+            return Outcome(step_id, attempt, error=f"output is not JSON: {exc}", retryable=False)
+        return Outcome(step_id, attempt, output=output)
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def _apply(self, outcome: Outcome) -> None:
+        if self.status.is_finished:
+            return
+        if outcome.suspend is not None:
+            self._step_waiting(outcome.step_id, outcome.attempt, outcome.suspend)
+        elif outcome.error is not None:
+            self._step_failed(outcome.step_id, outcome.attempt, outcome.error, outcome.retryable)
+        else:
+            self._step_completed(outcome.step_id, outcome.attempt, outcome.output)
+
+    def _step_waiting(self, step_id: str, attempt: int, suspend: Suspend) -> None:
+        wake_at = None
+        if suspend.seconds is not None:
+            wake_at = self.now() + timedelta(seconds=suspend.seconds)
+        self._write_step(
+            step_id,
+            attempt,
+            status=StepStatus.WAITING,
+            waiting_for=suspend.waiting_for,
+            wake_at=wake_at,
+        )
+        self._emit(
+            EventType.STEP_WAITING,
+            {
+                "step_id": step_id,
+                "step_type": self._type_of(step_id),
+                "status": StepStatus.WAITING,
+                "waiting_for": suspend.waiting_for,
+                "label": suspend.label or self._label(step_id),
+                "wake_at": wake_at.isoformat() if wake_at else None,
+            },
+            step_id,
+        )
+
+    def _step_completed(self, step_id: str, attempt: int, output: dict) -> None:
+        now = self.now()
+        record = self.steps.get(step_id)
+        duration = None
+        if record is not None and record.started_at is not None:
+            duration = int((now - record.started_at).total_seconds() * 1000)
+        self._write_step(
+            step_id,
+            attempt,
+            status=StepStatus.COMPLETED,
+            output=output,
+            completed_at=now,
+            waiting_for="",
+            wake_at=None,
+            resume_data=None,
+        )
+        self._emit(
+            EventType.STEP_COMPLETED,
+            {
+                "step_id": step_id,
+                "step_type": self._type_of(step_id),
+                "status": StepStatus.COMPLETED,
+                "output_summary": summarize(output),
+                "duration_ms": duration,
+                "attempt": attempt,
+            },
+            step_id,
+        )
+        self._set_output(step_id, output)
+        self.done.add(step_id)
+        if self._type_of(step_id) == "condition":
+            self._skip_losing_branch(step_id, output)
+
+    def _skip_losing_branch(self, step_id: str, output: dict) -> None:
+        newly_dead = self.graph.dead_nodes(
+            self._losing_edges(step_id, output), already_dead=self.dead
+        )
+        branch = output.get("branch")
+        for node_id in self.graph.node_ids:
+            if node_id not in newly_dead or node_id in self.done:
+                continue
+            self.dead.add(node_id)
+            record = self.steps.get(node_id)
+            attempt = record.attempt + 1 if record else 1
+            self._write_step(
+                node_id,
+                attempt,
+                insert=True,
+                step_type=self._type_of(node_id),
+                status=StepStatus.SKIPPED,
+                completed_at=self.now(),
+            )
+            self._emit(
+                EventType.STEP_SKIPPED,
+                {
+                    "step_id": node_id,
+                    "status": StepStatus.SKIPPED,
+                    "reason": f"branch not taken: {step_id} chose {branch}",
+                },
+                node_id,
+            )
+
+    def _step_failed(self, step_id: str, attempt: int, error: str, retryable: bool = True) -> None:
+        policy = self.policies[step_id]
+        now = self.now()
+        if retryable and attempt < policy.max_attempts:
+            backoff = policy.backoff(attempt)
+            self._write_step(
+                step_id, attempt, status=StepStatus.FAILED, error=error, completed_at=now
+            )
+            self._emit(
+                EventType.STEP_RETRYING,
+                {
+                    "step_id": step_id,
+                    "attempt": attempt,
+                    "max_attempts": policy.max_attempts,
+                    "backoff_seconds": backoff,
+                    "error": error,
+                },
+                step_id,
+            )
+            self._write_step(
+                step_id,
+                attempt + 1,
+                insert=True,
+                step_type=self._type_of(step_id),
+                status=StepStatus.WAITING,
+                waiting_for=WaitingFor.BACKOFF,
+                wake_at=now + timedelta(seconds=backoff),
+            )
+            return
+        status = StepStatus.SKIPPED if policy.on_error == "skip" else StepStatus.FAILED
+        output = {"_error": error} if policy.on_error == "continue" else None
+        self._write_step(
+            step_id,
+            attempt,
+            status=status,
+            error=error,
+            output=output,
+            completed_at=now,
+            waiting_for="",
+            wake_at=None,
+            resume_data=None,
+        )
+        self._emit(
+            EventType.STEP_FAILED,
+            {
+                "step_id": step_id,
+                "step_type": self._type_of(step_id),
+                "status": StepStatus.FAILED,
+                "error": error,
+                "attempt": attempt,
+            },
+            step_id,
+        )
+        if policy.on_error == "continue":
+            self._set_output(step_id, output)
+            self.done.add(step_id)
+        elif policy.on_error == "skip":
+            self._emit(
+                EventType.STEP_SKIPPED,
+                {"step_id": step_id, "status": StepStatus.SKIPPED, "reason": f"on_error: {error}"},
+                step_id,
+            )
+            self.done.add(step_id)
+        else:
+            self._fail_run(f"step {step_id} failed: {error}", failed_step_id=step_id)
+
+    # -- finishing ------------------------------------------------------------------------------
+
+    def _cancel_in_flight(self) -> list[str]:
+        cancelled = []
+        now = self.now()
+        for step_id, task in list(self.tasks.items()):
+            task.cancel()
+            self.cancelled_tasks.append(task)
+            record = self.steps[step_id]
+            self._write_step(step_id, record.attempt, status=StepStatus.CANCELLED, completed_at=now)
+            cancelled.append(step_id)
+        for record in self.steps.values():
+            if record.status == StepStatus.WAITING and record.step_id not in cancelled:
+                self._write_step(
+                    record.step_id,
+                    record.attempt,
+                    status=StepStatus.CANCELLED,
+                    completed_at=now,
+                    waiting_for="",
+                    wake_at=None,
+                )
+                cancelled.append(record.step_id)
+        self.tasks.clear()
+        return cancelled
+
+    def _fail_run(self, error: str, failed_step_id: str | None = None) -> None:
+        cancelled = self._cancel_in_flight()
+        payload = {"status": RunStatus.FAILED, "error": error, "duration_ms": self._duration_ms()}
+        if failed_step_id:
+            payload["failed_step_id"] = failed_step_id
+        if cancelled:
+            payload["cancelled_step_ids"] = cancelled
+        self._finish(RunStatus.FAILED, EventType.RUN_FAILED, payload, error=error)
+
+    def _finish_completed(self) -> None:
+        self._finish(
+            RunStatus.COMPLETED,
+            EventType.RUN_COMPLETED,
+            {"status": RunStatus.COMPLETED, "duration_ms": self._duration_ms()},
+        )
+
+    def _finish(self, status: RunStatus, event_type: EventType, payload: dict, error="") -> None:
+        self.status = status
+        self.batch.run.update(status=status, error=error, completed_at=self.now(), wake_at=None)
+        self.batch.release = True
+        self._emit(event_type, payload)
+
+
+async def execute_run(store: Store, run_id: str, fence: int, **kwargs) -> RunStatus:
+    """Run one activation; a lost lease ends it quietly (the new owner carries on)."""
+    try:
+        return await Executor(store, run_id, fence, **kwargs).run()
+    except LostLease:
+        logger.info("run %s: lease lost, stopping", run_id)
+        raise

@@ -1,0 +1,93 @@
+"""The persistence boundary of the engine: what the executor needs, nothing more.
+
+`runs/store.py` implements it with Django models. Every `commit` is one transaction that
+first checks the caller's fencing token: a worker that lost its lease gets `LostLease` and
+writes nothing.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from engine.events import NewEvent
+from engine.statuses import RunStatus, StepStatus
+
+
+@dataclass(slots=True)
+class StepRecord:
+    """The latest attempt of one step, as stored."""
+
+    step_id: str
+    step_type: str
+    attempt: int
+    status: StepStatus
+    input: dict | None = None
+    output: Any = None
+    error: str = ""
+    waiting_for: str = ""
+    wake_at: datetime | None = None
+    resume_data: dict | None = None
+    started_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class RunState:
+    run_id: str
+    fence: int
+    status: RunStatus
+    definition: dict
+    input: dict
+    context: dict
+    max_concurrency: int
+    timeout_seconds: float | None
+    started_at: datetime | None
+    now: datetime
+    """The database's clock when the state was read."""
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+    """Latest attempt per step id."""
+
+
+@dataclass(slots=True)
+class StepWrite:
+    """Insert (insert=True) or update the step run row (step_id, attempt)."""
+
+    step_id: str
+    attempt: int
+    fields: dict[str, Any]
+    insert: bool = False
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything that changes in one transaction."""
+
+    steps: list[StepWrite] = field(default_factory=list)
+    events: list[NewEvent] = field(default_factory=list)
+    run: dict[str, Any] = field(default_factory=dict)
+    """Run fields to set (status, error, started_at, completed_at, wake_at, ...)."""
+    context: dict | None = None
+    """The whole new context, when it changed."""
+    release: bool = False
+    """Give up the lease (the run is parked or finished)."""
+    unless_resumed: bool = False
+    """Abort (commit nothing, return resumed=True) if a waiting step got resume data."""
+
+    def __bool__(self) -> bool:
+        return bool(self.steps or self.events or self.run or self.context is not None)
+
+
+@dataclass(slots=True)
+class CommitResult:
+    events: list[NewEvent]
+    resumed: bool = False
+
+
+class Store(Protocol):
+    async def load(self, run_id: str, fence: int) -> RunState:
+        """The run with its definition and the latest attempt of each step."""
+
+    async def commit(self, run_id: str, fence: int, batch: Batch) -> CommitResult:
+        """Apply the batch in one transaction; raise LostLease if `fence` is stale."""
+
+    async def resumed_steps(self, run_id: str) -> list[StepRecord]:
+        """Waiting steps that have received resume data (an approval, an event)."""

@@ -1,0 +1,161 @@
+"""The engine's Store, implemented with the Django models (PostgreSQL or SQLite).
+
+The ORM is synchronous, so each call runs in this store's own small thread pool (one
+thread on SQLite, where there is one writer anyway); each thread keeps its connection.
+Events are published to the channel layer after the transaction commits, on the caller's
+event loop.
+"""
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import close_old_connections, connection, transaction
+
+from engine.errors import LostLease
+from engine.statuses import RunStatus, StepStatus
+from engine.store import Batch, CommitResult, RunState, StepRecord
+from runs import eventlog
+from runs.models import Run, StepRun
+
+STEP_FIELDS = {f.name for f in StepRun._meta.get_fields() if getattr(f, "concrete", False)}
+
+
+class _Resumed(Exception):
+    """A waiting step was resumed while the run was being parked: roll back."""
+
+
+def _record(row: StepRun) -> StepRecord:
+    return StepRecord(
+        step_id=row.step_id,
+        step_type=row.step_type,
+        attempt=row.attempt,
+        status=StepStatus(row.status),
+        input=row.input,
+        output=row.output,
+        error=row.error,
+        waiting_for=row.waiting_for,
+        wake_at=row.wake_at,
+        resume_data=row.resume_data,
+        started_at=row.started_at,
+    )
+
+
+class DjangoStore:
+    def __init__(self, threads: int | None = None):
+        if threads is None:
+            threads = 1 if connection.vendor == "sqlite" else 4
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="flowmatrx-db")
+
+    async def call(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        """Close every pool thread's database connection, then the pool."""
+        threads = self._pool._max_workers
+        barrier = threading.Barrier(threads)
+
+        def close_connection():
+            connection.close()
+            barrier.wait(timeout=10)  # holds this thread so each thread gets one call
+
+        for future in [self._pool.submit(close_connection) for _ in range(threads)]:
+            future.result()
+        self._pool.shutdown(wait=True)
+
+    # -- Store ----------------------------------------------------------------------------
+
+    async def load(self, run_id, fence) -> RunState:
+        return await self.call(self.load_sync, run_id, fence)
+
+    async def commit(self, run_id, fence, batch: Batch) -> CommitResult:
+        result = await self.call(self.commit_sync, run_id, fence, batch)
+        await eventlog.publish(run_id, result.events)
+        return result
+
+    async def resumed_steps(self, run_id):
+        return await self.call(self.resumed_steps_sync, run_id)
+
+    # -- synchronous implementations ----------------------------------------------------------
+
+    def load_sync(self, run_id, fence) -> RunState:
+        close_old_connections()
+        run = (
+            Run.objects.select_related("workflow")
+            .only(
+                "id",
+                "fence",
+                "status",
+                "input",
+                "context",
+                "max_concurrency",
+                "timeout_seconds",
+                "started_at",
+                "workflow__definition",
+            )
+            .get(pk=run_id)
+        )
+        if run.fence != fence:
+            raise LostLease()
+        steps = {}
+        for row in StepRun.objects.filter(run_id=run_id).order_by("step_id", "attempt"):
+            steps[row.step_id] = _record(row)
+        return RunState(
+            run_id=str(run.id),
+            fence=run.fence,
+            status=RunStatus(run.status),
+            definition=run.workflow.definition or {},
+            input=run.input if isinstance(run.input, dict) else {},
+            context=run.context if isinstance(run.context, dict) else {},
+            max_concurrency=run.max_concurrency,
+            timeout_seconds=run.timeout_seconds,
+            started_at=run.started_at,
+            now=eventlog.db_now(),
+            steps=steps,
+        )
+
+    def commit_sync(self, run_id, fence, batch: Batch) -> CommitResult:
+        try:
+            with transaction.atomic():
+                run_fields = dict(batch.run)
+                if batch.context is not None:
+                    run_fields["context"] = batch.context
+                if batch.release:
+                    run_fields.update(lease_owner="", lease_expires_at=None)
+                events = eventlog.append(run_id, batch.events, expect_fence=fence, **run_fields)
+                if batch.unless_resumed and self._has_resumes(run_id):
+                    raise _Resumed()
+                self._write_steps(run_id, batch)
+        except _Resumed:
+            return CommitResult(events=[], resumed=True)
+        return CommitResult(events=events)
+
+    def _write_steps(self, run_id, batch: Batch) -> None:
+        inserts = []
+        for write in batch.steps:
+            fields = {k: v for k, v in write.fields.items() if k in STEP_FIELDS}
+            if write.insert:
+                inserts.append(
+                    StepRun(run_id=run_id, step_id=write.step_id, attempt=write.attempt, **fields)
+                )
+                continue
+            if inserts:  # keep the order of writes to one row
+                StepRun.objects.bulk_create(inserts)
+                inserts = []
+            StepRun.objects.filter(
+                run_id=run_id, step_id=write.step_id, attempt=write.attempt
+            ).update(**fields)
+        if inserts:
+            StepRun.objects.bulk_create(inserts)
+
+    @staticmethod
+    def _has_resumes(run_id) -> bool:
+        return StepRun.objects.filter(
+            run_id=run_id, status=StepStatus.WAITING, resume_data__isnull=False
+        ).exists()
+
+    def resumed_steps_sync(self, run_id) -> list[StepRecord]:
+        rows = StepRun.objects.filter(
+            run_id=run_id, status=StepStatus.WAITING, resume_data__isnull=False
+        )
+        return [_record(row) for row in rows]

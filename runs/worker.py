@@ -1,0 +1,308 @@
+"""The engine worker: claims runs with leases and executes many of them at once.
+
+One asyncio process. Each loop: claim as many runnable runs as there is room for (one
+statement, `FOR UPDATE SKIP LOCKED` on PostgreSQL; the same under SQLite's write lock),
+execute each in its own task, then sleep until a notification (LISTEN on PostgreSQL, an
+in-process call in the embedded mode), the next timer on the database's clock, or the
+poll interval. A heartbeat renews the leases and stops the executors whose run was taken
+over or cancelled. SIGTERM stops claiming, lets running executors finish for a while, then
+releases what is left so another worker continues at once.
+"""
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from engine.errors import LostLease
+from engine.events import NewEvent
+from engine.executor import DEFAULT_PARK_AFTER_SECONDS, Executor
+from engine.statuses import EventType, RunStatus
+from runs import eventlog, wakeup
+from runs.models import Run
+from runs.store import DjangoStore
+
+logger = logging.getLogger("runs.worker")
+
+CLAIMABLE = Q(status__in=[RunStatus.PENDING, RunStatus.RUNNING]) | Q(
+    status=RunStatus.PAUSED, wake_at__isnull=False
+)
+
+PG_CLAIM = """
+UPDATE runs_run
+SET lease_owner = %(owner)s,
+    lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s),
+    fence = fence + 1
+WHERE id IN (
+    SELECT id FROM runs_run
+    WHERE (status IN ('pending', 'running') OR (status = 'paused' AND wake_at IS NOT NULL))
+      AND (wake_at IS NULL OR wake_at <= clock_timestamp())
+      AND (lease_expires_at IS NULL OR lease_expires_at < clock_timestamp())
+    ORDER BY priority DESC, created_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id, fence
+"""
+
+
+def claim_runs(owner: str, limit: int, lease_seconds: float) -> list[tuple[str, int]]:
+    """Claim up to `limit` runnable runs for `owner`: [(run id, new fence)]."""
+    if limit <= 0:
+        return []
+    if connection.vendor == "postgresql":
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(PG_CLAIM, {"owner": owner, "lease": lease_seconds, "limit": limit})
+            return [(str(run_id), fence) for run_id, fence in cursor.fetchall()]
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Run.objects.filter(CLAIMABLE)
+            .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
+            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+            .order_by("-priority", "created_at")
+            .values_list("id", flat=True)[:limit]
+        )
+        Run.objects.filter(id__in=ids).update(
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            fence=F("fence") + 1,
+        )
+        return [
+            (str(run_id), fence)
+            for run_id, fence in Run.objects.filter(id__in=ids).values_list("id", "fence")
+        ]
+
+
+def next_wakeup_seconds(default: float) -> float:
+    """Seconds until the earliest timer or lease expiry (database clock), at most `default`."""
+    now = eventlog.db_now()
+    candidates = Run.objects.filter(CLAIMABLE)
+    wake = (
+        candidates.filter(wake_at__isnull=False, lease_expires_at__isnull=True)
+        .order_by("wake_at")
+        .values_list("wake_at", flat=True)
+        .first()
+    )
+    expiry = (
+        candidates.filter(lease_expires_at__isnull=False)
+        .order_by("lease_expires_at")
+        .values_list("lease_expires_at", flat=True)
+        .first()
+    )
+    times = [t for t in (wake, expiry) if t is not None]
+    if not times:
+        return default
+    return max(0.0, min(default, (min(times) - now).total_seconds()))
+
+
+def renew_leases(owner: str, runs: dict[str, int], lease_seconds: float) -> set[str]:
+    """Extend our leases; return the ids of runs we no longer own (taken over, cancelled)."""
+    if not runs:
+        return set()
+    until = eventlog.db_now() + timedelta(seconds=lease_seconds)
+    lost = set()
+    with transaction.atomic():
+        Run.objects.filter(id__in=list(runs), lease_owner=owner).update(lease_expires_at=until)
+        current = dict(Run.objects.filter(id__in=list(runs)).values_list("id", "fence"))
+    for run_id, fence in runs.items():
+        if current.get(uuid.UUID(run_id)) != fence:
+            lost.add(run_id)
+    return lost
+
+
+def release(run_id: str, fence: int) -> None:
+    Run.objects.filter(pk=run_id, fence=fence).update(lease_owner="", lease_expires_at=None)
+
+
+def fail_run(run_id: str, fence: int, error: str) -> list[NewEvent]:
+    """An engine bug must not make a run spin forever: fail it, fenced."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            return eventlog.append(
+                run_id,
+                [NewEvent(EventType.RUN_FAILED, {"status": RunStatus.FAILED, "error": error})],
+                expect_fence=fence,
+                status=RunStatus.FAILED,
+                error=error,
+                completed_at=now,
+                wake_at=None,
+                lease_owner="",
+                lease_expires_at=None,
+            )
+    except LostLease:
+        return []
+
+
+class Worker:
+    def __init__(
+        self,
+        name: str,
+        *,
+        concurrency: int = 100,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 5.0,
+        park_after_seconds: float = DEFAULT_PARK_AFTER_SECONDS,
+        drain_seconds: float = 10.0,
+    ):
+        self.name = name
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.park_after_seconds = park_after_seconds
+        self.drain_seconds = drain_seconds
+        self.tasks: dict[str, asyncio.Task] = {}
+        self.fences: dict[str, int] = {}
+        self.executors: dict[str, Executor] = {}
+        self.stopping = False
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_settings(cls, name_suffix: str = "", **overrides) -> "Worker":
+        name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        if name_suffix:
+            name = f"{name}:{name_suffix}"
+        options = {
+            "lease_seconds": settings.FLOWMATRX_LEASE_SECONDS,
+            "poll_seconds": 5.0 if connection.vendor == "postgresql" else 1.0,
+        }
+        options.update(overrides)
+        return cls(name, **options)
+
+    # -- control ------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Stop claiming; running executors get `drain_seconds` to finish."""
+        self.stopping = True
+        if self._wake is not None:
+            self._wake.set()
+
+    def _on_message(self, message: str) -> None:
+        kind, _, run_id = message.rpartition(":")
+        if kind == "cancel" and run_id in self.tasks:
+            self.tasks[run_id].cancel()
+        elif kind == "resume" and run_id in self.executors:
+            self.executors[run_id].poke()
+        if self._wake is not None:
+            self._wake.set()
+
+    def _on_message_threadsafe(self, message: str) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._on_message, message)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self.store = DjangoStore()
+        wakeup.add_listener(self._on_message_threadsafe)
+        background = [asyncio.ensure_future(self._heartbeat())]
+        if connection.vendor == "postgresql":
+            background.append(asyncio.ensure_future(self._listen()))
+        logger.info("worker %s started", self.name)
+        try:
+            while not self.stopping:
+                await self.run_once()
+                timeout = await self.store.call(next_wakeup_seconds, self.poll_seconds)
+                if self.stopping:
+                    break
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=max(timeout, 0.001))
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+        finally:
+            wakeup.remove_listener(self._on_message_threadsafe)
+            await self._drain()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await asyncio.get_running_loop().run_in_executor(None, self.store.close)
+            logger.info("worker %s stopped", self.name)
+
+    async def run_once(self) -> int:
+        """Claim what there is room for and start executing it. Returns how many."""
+        room = self.concurrency - len(self.tasks)
+        claimed = await self.store.call(claim_runs, self.name, room, self.lease_seconds)
+        for run_id, fence in claimed:
+            self.fences[run_id] = fence
+            self.tasks[run_id] = asyncio.ensure_future(self._execute(run_id, fence))
+        return len(claimed)
+
+    async def _execute(self, run_id: str, fence: int) -> None:
+        executor = Executor(self.store, run_id, fence, park_after_seconds=self.park_after_seconds)
+        self.executors[run_id] = executor
+        try:
+            await executor.run()
+        except LostLease:
+            logger.info("run %s: lease lost or run cancelled; stopped", run_id)
+        except asyncio.CancelledError:
+            if self.stopping:
+                await self.store.call(release, run_id, fence)
+            raise
+        except Exception as exc:
+            logger.exception("run %s: the engine failed", run_id)
+            events = await self.store.call(fail_run, run_id, fence, f"engine error: {exc}")
+            await eventlog.publish(run_id, events)
+        finally:
+            self.tasks.pop(run_id, None)
+            self.fences.pop(run_id, None)
+            self.executors.pop(run_id, None)
+            if self._wake is not None:
+                self._wake.set()
+
+    async def _drain(self) -> None:
+        if not self.tasks:
+            return
+        logger.info("worker %s: draining %d runs", self.name, len(self.tasks))
+        _, pending = await asyncio.wait(list(self.tasks.values()), timeout=self.drain_seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _heartbeat(self) -> None:
+        interval = max(0.05, self.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                lost = await self.store.call(
+                    renew_leases, self.name, dict(self.fences), self.lease_seconds
+                )
+            except Exception:
+                logger.warning("heartbeat failed", exc_info=True)
+                continue
+            for run_id in lost:
+                task = self.tasks.get(run_id)
+                if task is not None:
+                    logger.info("run %s is no longer ours; stopping it", run_id)
+                    task.cancel()
+
+    async def _listen(self) -> None:
+        import psycopg
+
+        while True:
+            try:
+                params = connection.get_connection_params()
+                params.pop("cursor_factory", None)
+                params.pop("context", None)
+                async with await psycopg.AsyncConnection.connect(**params, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {wakeup.CHANNEL}")
+                    if self._wake is not None:
+                        self._wake.set()  # anything sent while we were not listening
+                    async for notify in conn.notifies():
+                        self._on_message(notify.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("LISTEN connection lost; retrying", exc_info=True)
+                await asyncio.sleep(1)
