@@ -1,6 +1,7 @@
 """The worker: claiming, notifications, cancellation, leases, fencing, draining, crashes."""
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -201,11 +202,12 @@ def test_a_run_survives_kill_9_of_its_worker(make_run, tmp_path):
         pytest.skip("needs a database file another process can open")
     chain = ["s0", "w1", "s2", "w3", "s4", "w5", "s6"]
     nodes = [
-        node(n, "delay", {"seconds": 0.4}) if n.startswith("w") else
-        node(n, "transform", {"mapping": {"step": n}})
+        node(n, "delay", {"seconds": 0.4})
+        if n.startswith("w")
+        else node(n, "transform", {"mapping": {"step": n}})
         for n in chain
     ]
-    run = make_run(nodes, [edge(a, b) for a, b in zip(chain, chain[1:], strict=False)])
+    run = make_run(nodes, [edge(a, b) for a, b in itertools.pairwise(chain)])
 
     first = _start_worker_process(tmp_path, "first")
     try:
