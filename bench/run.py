@@ -117,9 +117,7 @@ def measure(backend: str, repeat: int) -> dict:
     results = asyncio.run(single_runs())
     results["W3/1"] = [w3(1, Workflow, lifecycle, Run) for _ in range(repeat)]
     results["W3/2"] = [w3(2, Workflow, lifecycle, Run) for _ in range(repeat)]
-    return {key: statistics.median(values) for key, values in results.items()} | {
-        "raw": results
-    }
+    return {key: statistics.median(values) for key, values in results.items()} | {"raw": results}
 
 
 def w3(workers: int, Workflow, lifecycle, Run) -> float:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
@@ -81,6 +82,14 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+def _a(value: Any) -> str:
+    """``_kind`` with an article, for messages: "a string", "an object", "null"."""
+    kind = _kind(value)
+    if kind == "null":
+        return kind
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
 def _check_int(value: Any) -> Any:
     if isinstance(value, int) and value.bit_length() > MAX_INT_BITS:
         raise ExpressionError(f"number is too large (more than {MAX_INT_BITS:,} bits)")
@@ -108,26 +117,66 @@ def _describe(node: ast.AST) -> str:
 # ---------------------------------------------------------------------- functions
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
 def _str(value: Any) -> str:
-    """``str()`` over JSON values: booleans and null are written the JSON way."""
+    """``str()`` over JSON values: booleans, null, lists and objects are written as JSON."""
     if isinstance(value, str):
         return value
-    if value is None or isinstance(value, (bool, list, tuple, dict)):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    result = str(value)
-    _check_size(len(result), MAX_STRING_LENGTH, "string")
-    return result
+    if value is None or isinstance(value, (bool, list, tuple, Mapping)):
+        parts = []
+        size = 0
+        for chunk in _JSON.iterencode(value):  # stops early on huge values
+            size += len(chunk)
+            _check_size(size, MAX_STRING_LENGTH, "string")
+            parts.append(chunk)
+        return "".join(parts)
+    return str(value)
+
+
+def _weight(value: Any, budget: int) -> int:
+    """Rough size of a value (characters of strings, digits of numbers, one per item),
+    counted until past ``budget``: repeating or printing a list of big strings must not
+    slip under the item limits."""
+    total = 0
+    stack = [value]
+    while stack and total <= budget:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            total += len(item)
+        elif kind is dict or (kind is not list and isinstance(item, Mapping)):
+            total += 1 + 2 * len(item)
+            if total <= budget:
+                stack.extend(item.keys())
+                stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            total += 1 + len(item)
+            if total <= budget:
+                stack.extend(item)
+        elif kind is int:
+            total += 2 + item.bit_length() // 3  # about the number of digits
+        elif isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, (list, tuple)):
+            total += 1 + len(item)
+            if total <= budget:
+                stack.extend(item)
+        else:
+            total += 24
+    return total
 
 
 def _int(value: Any) -> int:
     if not isinstance(value, (str, int, float)):
-        raise ExpressionError(f"int() needs a number or a string, not a {_kind(value)}")
+        raise ExpressionError(f"int() needs a number or a string, not {_a(value)}")
     return _check_int(int(value))
 
 
 def _float(value: Any) -> float:
     if not isinstance(value, (str, int, float)):
-        raise ExpressionError(f"float() needs a number or a string, not a {_kind(value)}")
+        raise ExpressionError(f"float() needs a number or a string, not {_a(value)}")
     return float(value)
 
 
@@ -139,11 +188,11 @@ def _round(value: Any, digits: Any = None) -> Any:
 
 def _sum(values: Any, start: Any = 0) -> Any:
     if not isinstance(values, (list, tuple)):
-        raise ExpressionError(f"sum() needs a list of numbers, not a {_kind(values)}")
+        raise ExpressionError(f"sum() needs a list of numbers, not {_a(values)}")
     total = start
     for item in (start, *values):
         if not isinstance(item, (int, float)):
-            raise ExpressionError(f"sum() can only add numbers, not a {_kind(item)}")
+            raise ExpressionError(f"sum() can only add numbers, not {_a(item)}")
     for item in values:
         total = _check_int(total + item)
     return total
@@ -151,7 +200,7 @@ def _sum(values: Any, start: Any = 0) -> Any:
 
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str):
-        raise ExpressionError(f"{name}() needs a string, not a {_kind(value)}")
+        raise ExpressionError(f"{name}() needs a string, not {_a(value)}")
     return value
 
 
@@ -220,8 +269,11 @@ def _mul(left: Any, right: Any) -> Any:
     ):
         raise ExpressionError(f"number is too large (more than {MAX_INT_BITS:,} bits)")
     for seq, count in ((left, right), (right, left)):
-        if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
-            _check_size(len(seq) * max(count, 0), MAX_REPEAT, "repetition result")
+        if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and count > 0:
+            _check_size(len(seq) * count, MAX_REPEAT, "repetition result")
+            if not isinstance(seq, str):
+                weight = _weight(seq, MAX_STRING_LENGTH // count + 1)
+                _check_size(weight * count, MAX_STRING_LENGTH, "repetition result")
     return _check_int(left * right)
 
 
@@ -241,7 +293,7 @@ def _mod(left: Any, right: Any) -> Any:
 
 def _pow(base: Any, exponent: Any) -> Any:
     if isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1:
-        bits = base.bit_length() * exponent
+        bits = int(math.log2(abs(base)) * exponent) + 1
         if bits > MAX_INT_BITS:
             raise ExpressionError(
                 f"{_short(base)} ** {_short(exponent)} would be too large "
@@ -249,7 +301,7 @@ def _pow(base: Any, exponent: Any) -> Any:
             )
     result = base**exponent
     if isinstance(result, complex):
-        raise ExpressionError(f"{base} ** {exponent} is not a real number")
+        raise ExpressionError(f"{_short(base)} ** {_short(exponent)} is not a real number")
     return result
 
 
@@ -272,16 +324,14 @@ _BINARY_OPS: dict[type[ast.operator], tuple[str, Callable[[Any, Any], Any]]] = {
 def _in(item: Any, container: Any) -> bool:
     if isinstance(container, str):
         if not isinstance(item, str):
-            raise ExpressionError(f"'in <string>' needs a string on the left, not a {_kind(item)}")
+            raise ExpressionError(f"'in <string>' needs a string on the left, not {_a(item)}")
         return item in container
     if isinstance(container, (list, tuple, set, frozenset, Mapping)):
         try:
             return item in container
         except TypeError:  # unhashable item against a dict/set
             return False
-    raise ExpressionError(
-        f"'in' needs a string, list or object on the right, not a {_kind(container)}"
-    )
+    raise ExpressionError(f"'in' needs a string, list or object on the right, not {_a(container)}")
 
 
 def _ordered(symbol: str, op: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
@@ -290,7 +340,7 @@ def _ordered(symbol: str, op: Callable[[Any, Any], bool]) -> Callable[[Any, Any]
             return op(left, right)
         except TypeError:
             raise ExpressionError(
-                f"cannot compare a {_kind(left)} and a {_kind(right)} with {symbol}"
+                f"cannot compare {_a(left)} and {_a(right)} with {symbol}"
             ) from None
 
     return compare
@@ -410,7 +460,7 @@ class _Compiler:
                 except KeyError:
                     raise ExpressionError(f"key {key!r} not found in {where}") from None
             raise ExpressionError(
-                f"cannot read key {key!r} of {where}: it is a {_kind(obj)}, not an object"
+                f"cannot read key {key!r} of {where}: it is {_a(obj)}, not an object"
             )
 
         return read_key
@@ -441,7 +491,7 @@ class _Compiler:
             if not all(bound is None or _is_int(bound) for bound in bounds):
                 raise ExpressionError("slice bounds must be integers")
             if not isinstance(obj, (list, tuple, str)):
-                raise ExpressionError(f"cannot slice {where}: it is a {_kind(obj)}")
+                raise ExpressionError(f"cannot slice {where}: it is {_a(obj)}")
             if bounds[2] == 0:
                 raise ExpressionError("slice step cannot be zero")
             return obj[slice(*bounds)]
@@ -591,11 +641,11 @@ def _lookup(obj: Any, key: Any, where: str) -> Any:
         except KeyError:
             raise ExpressionError(f"key {key!r} not found in {where}") from None
         except TypeError:
-            raise ExpressionError(f"a {_kind(key)} cannot be used as a key (in {where})") from None
+            raise ExpressionError(f"{_a(key)} cannot be used as a key (in {where})") from None
     if isinstance(obj, (list, tuple, str)):
         if not _is_int(key):
             raise ExpressionError(
-                f"{where} is a {_kind(obj)}: its index must be an integer, not a {_kind(key)}"
+                f"{where} is {_a(obj)}: its index must be an integer, not {_a(key)}"
             )
         try:
             return obj[key]
@@ -603,7 +653,7 @@ def _lookup(obj: Any, key: Any, where: str) -> Any:
             raise ExpressionError(
                 f"index {key} out of range for {where} (length {len(obj)})"
             ) from None
-    raise ExpressionError(f"cannot index {where}: it is a {_kind(obj)}")
+    raise ExpressionError(f"cannot index {where}: it is {_a(obj)}")
 
 
 # -------------------------------------------------------------------------- API

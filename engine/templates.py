@@ -23,6 +23,7 @@ Rules (SPEC §3, §6):
 from __future__ import annotations
 
 import json
+import math
 import re
 import types
 from collections.abc import Iterator, Mapping
@@ -117,6 +118,14 @@ def _kind(value: Any) -> str:
     return _JSON_NAMES.get(type(value)) or type(value).__name__
 
 
+def _a(value: Any) -> str:
+    """``_kind`` with an article, for messages: "a string", "an object", "null"."""
+    kind = _kind(value)
+    if kind == "null":
+        return kind
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
 def _is_data(value: Any) -> bool:
     """JSON-ish values whose Python attributes must never be reachable."""
     return isinstance(value, (str, int, float, list, dict, types.NoneType)) or (
@@ -141,8 +150,70 @@ def _to_text(value: Any) -> Any:
     if value is False:
         return "false"
     if isinstance(value, (dict, list)) or type(value) is tuple:
-        return json.dumps(value, ensure_ascii=False, default=str)
+        return _json_text(value)
     return value
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+_SMALL_JSON = MAX_OUTPUT_CHARS // 8
+
+
+def _json_text(value: Any, indent: int | None = None) -> str:
+    """``json.dumps`` that stops as soon as the text gets longer than the output limit."""
+    if indent is None and _weight(value, _SMALL_JSON) <= _SMALL_JSON:
+        # small enough that even worst-case escaping stays under the limit: the fast path
+        return _JSON.encode(value)
+    encoder = (
+        _JSON
+        if indent is None
+        else json.JSONEncoder(ensure_ascii=False, default=str, indent=indent)
+    )
+    parts = []
+    size = 0
+    for chunk in encoder.iterencode(value):
+        size += len(chunk)
+        if size > MAX_OUTPUT_CHARS:
+            raise TemplateError(f"JSON text would be too large (more than {MAX_OUTPUT_CHARS:,})")
+        parts.append(chunk)
+    return "".join(parts)
+
+
+def _weight(value: Any, budget: int) -> int:
+    """Rough size of a value (characters of strings, digits of numbers, one per item),
+    counted until past ``budget``: repeating or printing a list of big strings must not
+    slip under the item limits."""
+    total = 0
+    stack = [value]
+    while stack and total <= budget:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str:
+            total += len(item)
+        elif kind is dict or (kind is not list and isinstance(item, Mapping)):
+            total += 1 + 2 * len(item)
+            if total <= budget:
+                stack.extend(item.keys())
+                stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            total += 1 + len(item)
+            if total <= budget:
+                stack.extend(item)
+        elif kind is int:
+            total += 2 + item.bit_length() // 3  # about the number of digits
+        elif isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, (list, tuple)):
+            total += 1 + len(item)
+            if total <= budget:
+                stack.extend(item)
+        else:
+            total += 24
+    return total
+
+
+def _short(number: Any) -> str:
+    text = str(number)
+    return text if len(text) <= 20 else f"<{len(text)}-digit number>"
 
 
 def _check_length(size: int, what: str, limit: int = MAX_OUTPUT_CHARS) -> None:
@@ -167,15 +238,15 @@ def _check_printf(fmt: str) -> None:
 
 def _pow(left: Any, right: Any) -> Any:
     if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
-        bits = left.bit_length() * right
+        bits = int(math.log2(abs(left)) * right) + 1
         if bits > MAX_INT_BITS:
             raise TemplateError(
-                f"{left} ** {right} would be too large (about {bits:,} bits, "
+                f"{_short(left)} ** {_short(right)} would be too large (about {bits:,} bits, "
                 f"at most {MAX_INT_BITS:,})"
             )
     result = left**right
     if isinstance(result, complex):
-        raise TemplateError(f"{left} ** {right} is not a real number")
+        raise TemplateError(f"{_short(left)} ** {_short(right)} is not a real number")
     return result
 
 
@@ -185,8 +256,11 @@ def _mul(left: Any, right: Any) -> Any:
             raise TemplateError(f"multiplication result would be too large (> {MAX_INT_BITS} bits)")
     else:
         for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
-                _check_length(len(seq) * max(count, 0), "repetition result", MAX_REPEAT)
+            if isinstance(seq, (str, list, tuple)) and isinstance(count, int) and count > 0:
+                _check_length(len(seq) * count, "repetition result", MAX_REPEAT)
+                if not isinstance(seq, str):
+                    weight = _weight(seq, MAX_OUTPUT_CHARS // count + 1)
+                    _check_length(weight * count, "repetition result")
     return left * right
 
 
@@ -295,9 +369,11 @@ def _slice(value: Any, slices: int, fill_with: Any = None) -> Iterator[list[Any]
 def _tojson(value: Any, indent: int | None = None) -> str:
     if indent is not None and (not isinstance(indent, int) or indent > MAX_JSON_INDENT):
         raise TemplateError(f"tojson indent must be an integer up to {MAX_JSON_INDENT}")
-    result = json.dumps(value, ensure_ascii=False, indent=indent)
-    _check_length(len(result), "JSON text")
-    return result
+    return _json_text(value, indent)
+
+
+def _pprint(value: Any) -> str:
+    return _json_text(value, 2)
 
 
 # ------------------------------------------------------------------------ Undefined
@@ -436,12 +512,15 @@ class _Environment(ImmutableSandboxedEnvironment):
             slice=_slice,
             tojson=_tojson,
             string=_string,
+            pprint=_pprint,
         )
 
     def _missing(self, prefix: str | None, key: Any, obj: Any) -> Undefined:
         path = _join_path(prefix, key)
         if isinstance(obj, Mapping):
             hint = f"{path!r} is undefined" if path else f"key {key!r} is missing"
+            if key == "items":
+                hint += " (objects have keys, not methods: iterate with '|items')"
         else:
             detail = f"index {key} is out of range (length {len(obj)})"
             hint = f"{path!r} is undefined: {detail}" if path else detail
@@ -450,9 +529,9 @@ class _Environment(ImmutableSandboxedEnvironment):
     def _not_an_object(self, obj: Any, key: Any, prefix: str | None) -> Undefined:
         path = _join_path(prefix, key)
         where = f"{prefix!r}" if prefix is not None else "the value"
-        hint = f"cannot read {key!r}: {where} is a {_kind(obj)}, not an object"
+        hint = f"cannot read {key!r}: {where} is {_a(obj)}, not an object"
         if path is not None:
-            hint = f"{path!r} is undefined: {where} is a {_kind(obj)}, not an object"
+            hint = f"{path!r} is undefined: {where} is {_a(obj)}, not an object"
         return _Undefined(hint=hint, obj=obj, name=str(key), path=path)
 
     def getattr(self, obj: Any, attribute: str, prefix: str | None = None) -> Any:
@@ -472,7 +551,7 @@ class _Environment(ImmutableSandboxedEnvironment):
         if _is_data(obj):
             if attribute.startswith("_"):
                 raise TemplateError(
-                    f"access to {attribute!r} of a {_kind(obj)} is not allowed",
+                    f"access to {attribute!r} of {_a(obj)} is not allowed",
                     path=_join_path(prefix, attribute),
                 )
             return self._not_an_object(obj, attribute, prefix)
@@ -502,15 +581,15 @@ class _Environment(ImmutableSandboxedEnvironment):
                 except IndexError:
                     return self._missing(prefix, argument, obj)
             if isinstance(argument, str) and argument.startswith("_"):
-                raise TemplateError(f"access to {argument!r} of a {_kind(obj)} is not allowed")
+                raise TemplateError(f"access to {argument!r} of {_a(obj)} is not allowed")
             return _Undefined(
-                hint=f"a {_kind(obj)} can only be indexed by an integer, not {argument!r}",
+                hint=f"{_a(obj)} can only be indexed by an integer, not {argument!r}",
                 obj=obj,
                 path=_join_path(prefix, argument),
             )
         if _is_data(obj):
             if isinstance(argument, str) and argument.startswith("_"):
-                raise TemplateError(f"access to {argument!r} of a {_kind(obj)} is not allowed")
+                raise TemplateError(f"access to {argument!r} of {_a(obj)} is not allowed")
             return self._not_an_object(obj, argument, prefix)
         return super().getitem(obj, argument)
 
