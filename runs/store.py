@@ -7,8 +7,10 @@ event loop.
 """
 
 import asyncio
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
 from django.db import close_old_connections, connection, transaction
 
@@ -19,6 +21,12 @@ from runs import eventlog
 from runs.models import Run, StepRun
 
 STEP_FIELDS = {f.name for f in StepRun._meta.get_fields() if getattr(f, "concrete", False)}
+
+
+def _json_default(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class _Resumed(Exception):
@@ -115,6 +123,8 @@ class DjangoStore:
         )
 
     def commit_sync(self, run_id, fence, batch: Batch) -> CommitResult:
+        if connection.vendor == "postgresql":
+            return self._commit_postgresql(run_id, fence, batch)
         try:
             with transaction.atomic():
                 run_fields = dict(batch.run)
@@ -129,6 +139,43 @@ class DjangoStore:
         except _Resumed:
             return CommitResult(events=[], resumed=True)
         return CommitResult(events=events)
+
+    @staticmethod
+    def _commit_postgresql(run_id, fence, batch: Batch) -> CommitResult:
+        """The same as the ORM path, in one round trip (migration 0004's function)."""
+        run = dict(batch.run)
+        if batch.context is not None:
+            run["context"] = batch.context
+        payload = {
+            "run": run,
+            "release": batch.release,
+            "unless_resumed": batch.unless_resumed,
+            "events": [
+                {"event_type": e.event_type, "step_id": e.step_id, "payload": e.payload}
+                for e in batch.events
+            ],
+            "steps": [
+                {"step_id": w.step_id, "attempt": w.attempt, "insert": w.insert, "fields": w.fields}
+                for w in batch.steps
+            ],
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT * FROM flowmatrx_checkpoint(%s::uuid, %s, %s::jsonb)",
+                [str(run_id), fence, json.dumps(payload, default=_json_default)],
+            )
+            last_seq, at = cursor.fetchone()
+        if last_seq == -1:
+            raise LostLease()
+        if last_seq == -2:
+            return CommitResult(events=[], resumed=True)
+        events = batch.events
+        timestamp = at.isoformat().replace("+00:00", "Z")
+        first = last_seq - len(events) + 1
+        for offset, event in enumerate(events):
+            event.seq = first + offset
+            event.timestamp = timestamp
+        return CommitResult(events=list(events))
 
     def _write_steps(self, run_id, batch: Batch) -> None:
         inserts = []
