@@ -5,6 +5,7 @@ secret key kept in var/secret_key. Production: DATABASE_URL (PostgreSQL), REDIS_
 SECRET_KEY, ALLOWED_HOSTS, DEBUG=0.
 """
 
+import json
 import os
 import secrets
 from pathlib import Path
@@ -150,6 +151,33 @@ if not DEBUG:
 
 # Engine
 FLOWMATRX_LEASE_SECONDS = float(os.environ.get("FLOWMATRX_LEASE_SECONDS", "30"))
+
+# Step library (SPEC §4, §6)
+FLOWMATRX_ALLOW_PRIVATE_NETWORKS = env_bool("FLOWMATRX_ALLOW_PRIVATE_NETWORKS", False)
+FLOWMATRX_UNSAFE_INLINE_CODE = env_bool("FLOWMATRX_UNSAFE_INLINE_CODE", False)
+# name -> database URL for database_query steps, as JSON: {"reports": "postgres://..."}
+FLOWMATRX_QUERY_DATABASES = json.loads(os.environ.get("FLOWMATRX_QUERY_DATABASES") or "{}")
+# dotted paths of modules (or callables) whose functions function_call steps may call
+FLOWMATRX_FUNCTIONS = env_list("FLOWMATRX_FUNCTIONS", [])
+OPENAI_BASE_URL = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+OPENAI_API_KEY = os.environ.get("OPENAI_API_KEY", "")
+ANTHROPIC_BASE_URL = os.environ.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com/v1")
+ANTHROPIC_API_KEY = os.environ.get("ANTHROPIC_API_KEY", "")
+
+# Email (send_email steps): SMTP when EMAIL_HOST is set, else printed to the console.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = 30
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "flowmatrx@localhost")
 
 LOGGING = {
     "version": 1,
