@@ -52,3 +52,14 @@ class RunNotFound(EngineError):
 
 class StateConflict(EngineError):
     """The run or step is not in a state that allows this."""
+
+
+class InvalidDefinition(EngineError):
+    """The workflow definition has problems; fix them before publishing or running it."""
+
+    def __init__(self, problems: list, message: str | None = None):
+        self.problems = list(problems)
+        count = len(self.problems)
+        super().__init__(
+            message or f"the definition has {count} problem{'s' if count != 1 else ''}"
+        )

@@ -35,7 +35,10 @@ def start_run(
     max_concurrency: int | None = None,
     priority: int = 0,
 ) -> Run:
-    """Create a pending run of exactly this workflow version and wake a worker."""
+    """Create a pending run of exactly this workflow version and wake a worker.
+
+    Raises InvalidDefinition for a draft with problems, StateConflict for an archived one."""
+    workflow.check_runnable()
     settings = workflow.workflow_settings
     input = dict(input or {})
     with transaction.atomic():

@@ -8,10 +8,13 @@ making a new draft version (`new_version`). Runs point at the exact version row 
 import uuid
 
 from django.conf import settings
-from django.db import models
-from django.db.models import Q
+from django.db import models, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
 
+from engine.errors import InvalidDefinition, StateConflict
 from engine.statuses import WorkflowStatus
+from engine.validation import Problem, validate_definition
 
 
 def empty_definition() -> dict:
@@ -88,3 +91,70 @@ class Workflow(models.Model):
     @property
     def workflow_settings(self) -> dict:
         return dict((self.definition or {}).get("settings") or {})
+
+    def validate(self) -> list[Problem]:
+        """Every problem of the definition (empty when it can be published and run)."""
+        return validate_definition(self.definition)
+
+    def check_runnable(self) -> None:
+        """Refuse to run an archived version, or a draft whose definition has problems.
+        (A published version was validated when it was published.)"""
+        if self.status == WorkflowStatus.ARCHIVED:
+            raise StateConflict(f"{self} is archived; run a published version or a draft")
+        if self.is_draft:
+            problems = self.validate()
+            if problems:
+                raise InvalidDefinition(problems, "the draft cannot run: " + problems[0].msg)
+
+    def publish(self) -> "Workflow":
+        """Validate and freeze this draft as its version."""
+        if not self.is_draft:
+            raise StateConflict(
+                f"{self} is {self.status}; only a draft can be published "
+                "(make a new version to change it)"
+            )
+        problems = self.validate()
+        if problems:
+            raise InvalidDefinition(problems, "cannot publish: " + problems[0].msg)
+        self.status = WorkflowStatus.PUBLISHED
+        self.published_at = timezone.now()
+        self.save(update_fields=["status", "published_at", "updated_at"])
+        return self
+
+    def new_version(self, created_by=None) -> "Workflow":
+        """A new draft (version N+1) of this workflow, copied from this version."""
+        with transaction.atomic():
+            versions = Workflow.objects.select_for_update().filter(lineage=self.lineage)
+            draft = versions.filter(status=WorkflowStatus.DRAFT).first()
+            if draft is not None:
+                raise StateConflict(
+                    f"version {draft.version} of this workflow is already a draft; edit it"
+                )
+            latest = versions.aggregate(latest=Max("version"))["latest"] or 0
+            return Workflow.objects.create(
+                lineage=self.lineage,
+                version=latest + 1,
+                name=self.name,
+                description=self.description,
+                definition=self.definition,
+                input_schema=self.input_schema,
+                created_by=created_by or self.created_by,
+            )
+
+    def duplicate(self, created_by=None, name: str | None = None) -> "Workflow":
+        """A new workflow (its own lineage, version 1, a draft) with this definition."""
+        return Workflow.objects.create(
+            name=name or f"{self.name} (copy)",
+            description=self.description,
+            definition=self.definition,
+            input_schema=self.input_schema,
+            created_by=created_by,
+        )
+
+    def archive(self) -> "Workflow":
+        """Stop this published version's triggers; its runs stay."""
+        if self.status != WorkflowStatus.PUBLISHED:
+            raise StateConflict(f"{self} is {self.status}; only a published version is archived")
+        self.status = WorkflowStatus.ARCHIVED
+        self.save(update_fields=["status", "updated_at"])
+        return self
