@@ -83,6 +83,8 @@ class Executor:
                 task.cancel()
             if orphans:
                 await asyncio.gather(*orphans, return_exceptions=True)
+            if self.committing is not None:  # a commit thread cannot be interrupted
+                await asyncio.gather(self.committing, return_exceptions=True)
 
     # -- state --------------------------------------------------------------------------
 
@@ -103,6 +105,7 @@ class Executor:
         self.done: set[str] = set()
         self.dead: set[str] = set()
         self.batch = Batch()
+        self.committing: asyncio.Task | None = None
         losing_edges = []
         for step_id, record in self.steps.items():
             if step_id not in self.nodes:
@@ -170,10 +173,10 @@ class Executor:
             if self.status.is_finished:
                 break
             self._start_ready()
-            await self._flush()
             if self.status.is_finished:
                 break
-            if self.tasks:
+            self._commit_in_background()
+            if self.tasks or self.committing is not None:
                 await self._wait_for_outcomes()
                 continue
             if self._all_finished():
@@ -256,12 +259,18 @@ class Executor:
             timeout = max(0.0, (next_wake - self.now()).total_seconds())
         self._poked.clear()
         poke = asyncio.ensure_future(self._poked.wait())
+        waits = [*self.tasks.values(), poke]
+        if self.committing is not None:
+            waits.append(self.committing)
         try:
             done, _ = await asyncio.wait(
-                [*self.tasks.values(), poke], timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             poke.cancel()
+        if self.committing is not None and self.committing.done():
+            committing, self.committing = self.committing, None
+            committing.result()  # LostLease and database errors stop the run here
         if poke in done:
             await self._pick_up_resumes()
         for step_id, task in list(self.tasks.items()):
@@ -269,11 +278,29 @@ class Executor:
                 del self.tasks[step_id]
                 self._apply(task.result())
 
-    async def _flush(self) -> None:
-        if not self.batch:
-            return
+    def _take_batch(self) -> Batch:
         batch, self.batch = self.batch, Batch()
-        await self.store.commit(self.run_id, self.fence, batch)
+        if batch.context is not None:
+            batch.context = dict(batch.context)  # the loop goes on changing self.context
+        return batch
+
+    def _commit_in_background(self) -> None:
+        """Group commit: while one checkpoint is being written, steps keep starting and
+        finishing, and their transitions go together into the next one. One commit is in
+        flight at a time, so events keep their order; a crash repeats at most the steps
+        whose completion was not yet written (side effects are at-least-once anyway)."""
+        if self.committing is None and self.batch:
+            self.committing = asyncio.ensure_future(
+                self.store.commit(self.run_id, self.fence, self._take_batch())
+            )
+
+    async def _flush(self) -> None:
+        """Write everything: the commit in flight, then what accumulated meanwhile."""
+        if self.committing is not None:
+            committing, self.committing = self.committing, None
+            await committing
+        if self.batch:
+            await self.store.commit(self.run_id, self.fence, self._take_batch())
 
     async def _park(self, next_wake: datetime | None) -> bool:
         """Release the run until a timer, a person or an event. False if a resume came in."""

@@ -12,7 +12,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 
 from engine.errors import LostLease
 from engine.statuses import RunStatus, StepStatus
@@ -27,6 +27,32 @@ def _json_default(value):
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_LOAD_SQL = """
+SELECT r.fence, r.status, r.input, r.context, r.max_concurrency, r.timeout_seconds,
+       r.started_at, w.definition, clock_timestamp(),
+       (SELECT coalesce(json_agg(json_build_object(
+                   'step_id', s.step_id, 'step_type', s.step_type, 'attempt', s.attempt,
+                   'status', s.status, 'input', s.input, 'output', s.output, 'error', s.error,
+                   'waiting_for', s.waiting_for, 'wake_at', s.wake_at,
+                   'resume_data', s.resume_data, 'started_at', s.started_at)), '[]')
+          FROM (SELECT DISTINCT ON (step_id) * FROM runs_steprun
+                 WHERE run_id = r.id ORDER BY step_id, attempt DESC) s)
+  FROM runs_run r JOIN workflows_workflow w ON w.id = r.workflow_id
+ WHERE r.id = %s
+"""
+"""Run, definition, the database clock and the latest attempt of each step, at once."""
+
+
+def _drop_broken_connection() -> None:
+    """The store's threads keep their connection for good (a reconnect costs more than a
+    whole step); only one that failed and no longer answers is closed, to reconnect.
+    (Django's close_old_connections would close it on every call with CONN_MAX_AGE=0.)"""
+    if connection.connection is not None and connection.errors_occurred:
+        if not connection.is_usable():
+            connection.close()
+        connection.errors_occurred = False
 
 
 class _Resumed(Exception):
@@ -87,7 +113,9 @@ class DjangoStore:
     # -- synchronous implementations ----------------------------------------------------------
 
     def load_sync(self, run_id, fence) -> RunState:
-        close_old_connections()
+        _drop_broken_connection()
+        if connection.vendor == "postgresql":
+            return self._load_postgresql(run_id, fence)
         run = (
             Run.objects.select_related("workflow")
             .only(
@@ -120,6 +148,41 @@ class DjangoStore:
             started_at=run.started_at,
             now=eventlog.db_now(),
             steps=steps,
+        )
+
+    @staticmethod
+    def _load_postgresql(run_id, fence) -> RunState:
+        """The same as the ORM path in one round trip, without building model instances."""
+        with connection.cursor() as cursor:
+            cursor.execute(_LOAD_SQL, [str(run_id)])
+            row = cursor.fetchone()
+        if row is None:
+            raise Run.DoesNotExist(run_id)
+        (found_fence, status, input_, context, max_concurrency, timeout_seconds, started_at,
+         definition, now, steps) = row  # fmt: skip
+        if found_fence != fence:
+            raise LostLease()
+        records = {}
+        for step in steps:  # json (not jsonb): psycopg has parsed it
+            for key in ("wake_at", "started_at"):
+                if step[key] is not None:
+                    step[key] = datetime.fromisoformat(step[key])
+            step["status"] = StepStatus(step["status"])
+            records[step["step_id"]] = StepRecord(**step)
+        input_ = json.loads(input_) if input_ else None
+        context = json.loads(context) if context else None
+        return RunState(
+            run_id=str(run_id),
+            fence=found_fence,
+            status=RunStatus(status),
+            definition=json.loads(definition) if definition else {},
+            input=input_ if isinstance(input_, dict) else {},
+            context=context if isinstance(context, dict) else {},
+            max_concurrency=max_concurrency,
+            timeout_seconds=timeout_seconds,
+            started_at=started_at,
+            now=now,
+            steps=records,
         )
 
     def commit_sync(self, run_id, fence, batch: Batch) -> CommitResult:
