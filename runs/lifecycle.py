@@ -41,19 +41,19 @@ def start_run(
     workflow.check_runnable()
     settings = workflow.workflow_settings
     input = dict(input or {})
-    with transaction.atomic():
-        run = Run.objects.create(
-            workflow=workflow,
-            trigger_type=trigger_type,
-            input=input,
-            context={"input": input},
-            created_by=created_by,
-            idempotency_key=idempotency_key,
-            max_concurrency=max_concurrency or settings.get("max_concurrency") or 10,
-            timeout_seconds=settings.get("timeout_seconds"),
-            priority=priority,
-        )
-        wakeup.notify(str(run.pk))
+    run = Run.objects.create(
+        workflow=workflow,
+        trigger_type=trigger_type,
+        input=input,
+        context={"input": input},
+        created_by=created_by,
+        idempotency_key=idempotency_key,
+        max_concurrency=max_concurrency or settings.get("max_concurrency") or 10,
+        timeout_seconds=settings.get("timeout_seconds"),
+        priority=priority,
+    )
+    # One statement: on PostgreSQL the row's insert trigger NOTIFYs the workers.
+    wakeup.notify_in_process(str(run.pk))
     return run
 
 

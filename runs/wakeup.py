@@ -33,6 +33,11 @@ def notify(message: str) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, message])
+    notify_in_process(message)
+
+
+def notify_in_process(message: str) -> None:
+    """Only the in-process listeners (a new run's row NOTIFYs by itself on PostgreSQL)."""
 
     def call_listeners():
         with _lock:

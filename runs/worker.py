@@ -255,11 +255,12 @@ class Worker:
             events = await self.store.call(fail_run, run_id, fence, f"engine error: {exc}")
             await eventlog.publish(run_id, events)
         finally:
+            was_full = len(self.tasks) >= self.concurrency
             self.tasks.pop(run_id, None)
             self.fences.pop(run_id, None)
             self.executors.pop(run_id, None)
-            if self._wake is not None:
-                self._wake.set()
+            if was_full and self._wake is not None:
+                self._wake.set()  # room again: claim what may have waited meanwhile
 
     async def _drain(self) -> None:
         if not self.tasks:

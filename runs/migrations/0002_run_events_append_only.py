@@ -7,6 +7,8 @@ the model's refusal.
 
 from django.db import migrations
 
+from runs.migrations._postgresql import postgresql_only
+
 CREATE = """
 CREATE OR REPLACE FUNCTION flowmatrx_run_events_append_only() RETURNS trigger AS $$
 BEGIN
@@ -29,16 +31,6 @@ DROP FUNCTION IF EXISTS flowmatrx_run_events_append_only();
 """
 
 
-def forwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE, params=None)
-
-
-def backwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP, params=None)
-
-
 class Migration(migrations.Migration):
     dependencies = [("runs", "0001_initial")]
-    operations = [migrations.RunPython(forwards, backwards)]
+    operations = [postgresql_only(CREATE, DROP)]

@@ -10,6 +10,8 @@ nothing is written.
 
 from django.db import migrations
 
+from runs.migrations._postgresql import postgresql_only
+
 CREATE = r"""
 CREATE OR REPLACE FUNCTION flowmatrx_checkpoint(p_run uuid, p_fence bigint, p_batch jsonb)
 RETURNS TABLE (last_seq bigint, at timestamptz)
@@ -108,16 +110,6 @@ $$;
 DROP = "DROP FUNCTION IF EXISTS flowmatrx_checkpoint(uuid, bigint, jsonb);"
 
 
-def forwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(CREATE, params=None)
-
-
-def backwards(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP, params=None)
-
-
 class Migration(migrations.Migration):
     dependencies = [("runs", "0003_steprun_resume_data")]
-    operations = [migrations.RunPython(forwards, backwards)]
+    operations = [postgresql_only(CREATE, DROP)]
