@@ -154,6 +154,8 @@ FLOWMATRX_LEASE_SECONDS = float(os.environ.get("FLOWMATRX_LEASE_SECONDS", "30"))
 
 # Step library (SPEC §4, §6)
 FLOWMATRX_ALLOW_PRIVATE_NETWORKS = env_bool("FLOWMATRX_ALLOW_PRIVATE_NETWORKS", False)
+# exact "ip:port" pairs let through the private-network guard, e.g. one internal service
+FLOWMATRX_ALLOW_ADDRESSES = env_list("FLOWMATRX_ALLOW_ADDRESSES", [])
 FLOWMATRX_UNSAFE_INLINE_CODE = env_bool("FLOWMATRX_UNSAFE_INLINE_CODE", False)
 # name -> database URL for database_query steps, as JSON: {"reports": "postgres://..."}
 FLOWMATRX_QUERY_DATABASES = json.loads(os.environ.get("FLOWMATRX_QUERY_DATABASES") or "{}")

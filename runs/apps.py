@@ -7,3 +7,6 @@ class RunsConfig(AppConfig):
 
     def ready(self):
         import engine.handlers  # noqa: F401  (registers the built-in step types)
+        from engine.functions import load_configured_functions
+
+        load_configured_functions()  # a wrong FLOWMATRX_FUNCTIONS path fails at start
