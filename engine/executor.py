@@ -451,7 +451,7 @@ class Executor:
             insert=insert,
             step_type=type_name,
             status=StepStatus.RUNNING,
-            input=resolved,
+            input=step_type.redact(resolved) if step_type is not None else resolved,
             started_at=now,
             waiting_for="",
             wake_at=None,

@@ -49,6 +49,21 @@ class StepType:
     raise StepError (an approval that timed out)."""
     extra: dict = field(default_factory=dict)
 
+    @property
+    def secret_config_keys(self) -> frozenset[str]:
+        """Config keys marked `writeOnly` in the schema (a webhook's signing secret): the
+        handler gets them, but they are never stored with the step run."""
+        properties = self.config_schema.get("properties") or {}
+        return frozenset(
+            k for k, v in properties.items() if isinstance(v, dict) and v.get("writeOnly")
+        )
+
+    def redact(self, config: dict) -> dict:
+        secret = self.secret_config_keys
+        if not secret or not isinstance(config, dict):
+            return config
+        return {k: ("********" if k in secret and v else v) for k, v in config.items()}
+
     def catalog_entry(self) -> dict:
         return {
             "type": self.name,

@@ -21,6 +21,7 @@ SCHEMA = {
             "default": None,
             "description": "Signs the body (header X-FlowMatrx-Signature: t=<unix seconds>,"
             'v1=<hex HMAC-SHA256 of "<t>.<body>">). Never sent itself.',
+            "writeOnly": True,
         },
         "headers": {
             "type": "object",

@@ -1,5 +1,7 @@
 """The HTTP step types inside real runs: http_request, webhook and llm_call end to end."""
 
+import json
+
 import pytest
 
 from engine import signing
@@ -52,6 +54,14 @@ def test_fetch_notify_and_ask_in_one_run(make_run, drive, start, settings):
     assert delivered.json() == {"seen": {"id": ["7"]}}
     assert signing.verify(SECRET, delivered.headers["x-flowmatrx-signature"], delivered.body)
     assert delivered.headers["x-flowmatrx-idempotency-key"] == f"{run.pk}:notify"
+
+    # The signing secret reached the handler but is stored nowhere with the run.
+    stored = run.steps.get(step_id="notify")
+    assert stored.input["secret"] == "********"
+    assert stored.input["url"] == hook.url
+    assert SECRET not in json.dumps(
+        [list(run.events.values()), run.context, run.error], default=str
+    )
 
 
 def test_a_5xx_is_retried_with_the_same_idempotency_key(make_run, drive, start):
