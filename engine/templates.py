@@ -685,10 +685,26 @@ def _is_lookup(node: nodes.Node) -> bool:
     return isinstance(node, nodes.Name)
 
 
+def _lookup_path(node: nodes.Node) -> tuple[str, tuple[tuple[bool, Any], ...]] | None:
+    """``a.b[0]`` -> ("a", ((True, "b"), (False, 0))): a lookup with constant keys only."""
+    steps = []
+    while isinstance(node, (nodes.Getattr, nodes.Getitem)):
+        if isinstance(node, nodes.Getattr):
+            steps.append((True, node.attr))
+        elif isinstance(node.arg, nodes.Const):
+            steps.append((False, node.arg.value))
+        else:
+            return None
+        node = node.node
+    if not isinstance(node, nodes.Name):
+        return None
+    return node.name, tuple(reversed(steps))
+
+
 class _Compiled:
     """A compiled template string (or the error that compiling it produced)."""
 
-    __slots__ = ("error", "mode", "references", "template")
+    __slots__ = ("error", "mode", "path", "references", "template")
 
     def __init__(
         self,
@@ -696,11 +712,13 @@ class _Compiled:
         mode: str = _TEXT,
         references: tuple[str, ...] = (),
         error: str | None = None,
+        path: tuple | None = None,
     ) -> None:
         self.template = template
         self.mode = mode
         self.references = references
         self.error = error
+        self.path = path
 
 
 def _single_expression(tree: nodes.Template) -> nodes.Expr | None:
@@ -744,7 +762,8 @@ def _compile(source: str) -> _Compiled:
     except (RecursionError, MemoryError):
         return _Compiled(error="template is nested too deeply")
     mode = _TEXT if expr is None else _LOOKUP if _is_lookup(expr) else _VALUE
-    return _Compiled(template=template, mode=mode, references=refs)
+    path = _lookup_path(expr) if mode == _LOOKUP else None
+    return _Compiled(template=template, mode=mode, references=refs, path=path)
 
 
 def _compiled(source: str) -> _Compiled:
@@ -776,10 +795,31 @@ def _to_data(value: Any) -> Any:
     raise TemplateError(f"the template produced a {type(value).__name__}, which is not data")
 
 
+_SLOW = object()
+
+
+def _fast_lookup(path: tuple, context: Mapping[str, Any]) -> Any:
+    """``{{ step.field }}`` without running the template: the same getattr/getitem rules
+    as the sandbox. Anything unusual (a missing key, non-data) returns _SLOW, and the
+    template then runs and fails with its full message."""
+    root, steps = path
+    try:
+        value = context[root]
+        for is_attr, key in steps:
+            value = _ENV.getattr(value, key) if is_attr else _ENV.getitem(value, key)
+    except Exception:
+        return _SLOW
+    return value if type(value) in _PLAIN else _SLOW
+
+
 def _render_string(source: str, context: Mapping[str, Any]) -> Any:
     compiled = _compiled(source)
     if compiled.error is not None:
         raise TemplateError(compiled.error)
+    if compiled.path is not None:
+        found = _fast_lookup(compiled.path, context)
+        if found is not _SLOW:
+            return found
     template = compiled.template
     assert template is not None
     try:
