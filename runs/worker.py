@@ -53,6 +53,42 @@ RETURNING id, fence
 """
 
 
+PG_CLAIM_AND_NEXT_WAKEUP = f"""
+WITH claimed AS ({PG_CLAIM.strip()})
+SELECT id, fence, NULL::float8 FROM claimed
+UNION ALL
+SELECT NULL, NULL, EXTRACT(EPOCH FROM LEAST(
+    (SELECT min(wake_at) FROM runs_run
+      WHERE (status IN ('pending', 'running') OR (status = 'paused' AND wake_at IS NOT NULL))
+        AND wake_at IS NOT NULL AND lease_expires_at IS NULL),
+    (SELECT min(lease_expires_at) FROM runs_run
+      WHERE (status IN ('pending', 'running') OR (status = 'paused' AND wake_at IS NOT NULL))
+        AND lease_expires_at IS NOT NULL)
+) - clock_timestamp())
+"""
+"""The claim and `next_wakeup_seconds` in one round trip. The second part reads the
+snapshot from before the claim, so a due timer it just claimed can show as "now": the
+worker then looks once more and finds nothing, which is harmless."""
+
+
+def claim_and_next_wakeup(
+    owner: str, limit: int, lease_seconds: float, default_wait: float
+) -> tuple[list[tuple[str, int]], float]:
+    """(claimed runs, seconds until the next timer or lease expiry, at most default_wait)."""
+    if connection.vendor != "postgresql" or limit <= 0:
+        return claim_runs(owner, limit, lease_seconds), next_wakeup_seconds(default_wait)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            PG_CLAIM_AND_NEXT_WAKEUP, {"owner": owner, "lease": lease_seconds, "limit": limit}
+        )
+        rows = cursor.fetchall()
+    claimed = [(str(run_id), fence) for run_id, fence, _ in rows if run_id is not None]
+    seconds = next((wait for run_id, _, wait in rows if run_id is None), None)
+    if seconds is None:
+        return claimed, default_wait
+    return claimed, max(0.0, min(default_wait, float(seconds)))
+
+
 def claim_runs(owner: str, limit: int, lease_seconds: float) -> list[tuple[str, int]]:
     """Claim up to `limit` runnable runs for `owner`: [(run id, new fence)]."""
     if limit <= 0:
@@ -212,8 +248,7 @@ class Worker:
         logger.info("worker %s started", self.name)
         try:
             while not self.stopping:
-                await self.run_once()
-                timeout = await self.store.call(next_wakeup_seconds, self.poll_seconds)
+                _, timeout = await self._claim()
                 if self.stopping:
                     break
                 try:
@@ -232,12 +267,21 @@ class Worker:
 
     async def run_once(self) -> int:
         """Claim what there is room for and start executing it. Returns how many."""
+        claimed, _ = await self._claim()
+        return claimed
+
+    async def _claim(self) -> tuple[int, float]:
+        """Claim and start what there is room for: (how many, seconds to the next timer)."""
         room = self.concurrency - len(self.tasks)
-        claimed = await self.store.call(claim_runs, self.name, room, self.lease_seconds)
+        claimed, wait = await self.store.call(
+            claim_and_next_wakeup, self.name, room, self.lease_seconds, self.poll_seconds
+        )
         for run_id, fence in claimed:
             self.fences[run_id] = fence
             self.tasks[run_id] = asyncio.ensure_future(self._execute(run_id, fence))
-        return len(claimed)
+        # Fewer than `room` claimed means nothing else was claimable (rows locked by another
+        # worker's claim are that worker's); a full worker is woken when a run ends.
+        return len(claimed), wait
 
     async def _execute(self, run_id: str, fence: int) -> None:
         executor = Executor(self.store, run_id, fence, park_after_seconds=self.park_after_seconds)
