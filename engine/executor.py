@@ -122,6 +122,14 @@ class Executor:
             elif record.status == StepStatus.FAILED and self.policies[step_id].on_error != "fail":
                 self.done.add(step_id)
         self.dead = self.graph.dead_nodes(losing_edges) - self.done
+        # Only these can change readiness: the steps whose own record changed and their
+        # children. Keeps each turn of the loop proportional to what happened, not to the
+        # size of the graph.
+        self._order = {step_id: i for i, step_id in enumerate(self.graph.node_ids)}
+        self._candidates: set[str] = set(self.graph.node_ids)
+        self._waiting: set[str] = {
+            r.step_id for r in self.steps.values() if r.status == StepStatus.WAITING
+        }
 
     def now(self) -> datetime:
         """The database's clock, as estimated from the offset measured at load."""
@@ -158,6 +166,13 @@ class Executor:
         for name, value in fields.items():
             if hasattr(record, name):
                 setattr(record, name, value)
+        if record.status == StepStatus.WAITING:
+            self._waiting.add(step_id)
+        else:
+            self._waiting.discard(step_id)
+        if step_id in self.nodes:
+            self._candidates.add(step_id)
+            self._candidates.update(self.graph.children(step_id))
 
     def _set_output(self, step_id: str, output: Any) -> None:
         self.context[step_id] = output
@@ -236,13 +251,19 @@ class Executor:
         return True
 
     def _all_finished(self) -> bool:
+        if len(self.done) + len(self.dead) < len(self.nodes):
+            return False
         return all(nid in self.done or nid in self.dead for nid in self.graph.node_ids)
+
+    def _waiting_records(self) -> list[StepRecord]:
+        waiting = sorted(self._waiting, key=lambda step_id: self._order.get(step_id, -1))
+        return [self.steps[step_id] for step_id in waiting]
 
     def _next_wake(self) -> datetime | None:
         wakes = [
             r.wake_at
-            for r in self.steps.values()
-            if r.status == StepStatus.WAITING and r.wake_at is not None and r.step_id in self.nodes
+            for r in self._waiting_records()
+            if r.wake_at is not None and r.step_id in self.nodes
         ]
         if self.deadline is not None:
             wakes.append(self.deadline)
@@ -385,7 +406,7 @@ class Executor:
 
     def _process_waiting(self) -> None:
         now = self.now()
-        for record in list(self.steps.values()):
+        for record in self._waiting_records():
             step_id = record.step_id
             if step_id not in self.nodes or step_id in self.tasks:
                 continue
@@ -413,6 +434,8 @@ class Executor:
     def _wake_step(self, record: StepRecord) -> None:
         if record.waiting_for == WaitingFor.BACKOFF:
             record.status = StepStatus.PENDING  # the next attempt starts now
+            self._waiting.discard(record.step_id)
+            self._candidates.add(record.step_id)
             return
         step_type = self.registry.get(record.step_type)
         try:
@@ -427,17 +450,22 @@ class Executor:
     # -- starting steps -----------------------------------------------------------------------
 
     def _ready(self) -> list[str]:
+        """The candidates that can start now, in definition order. A candidate that is
+        ready but over the concurrency limit stays a candidate for the next turn."""
         ready = []
-        finished = self.done | self.dead
-        for step_id in self.graph.node_ids:
-            if step_id in finished or step_id in self.tasks:
-                continue
+        done, dead = self.done, self.dead
+        for step_id in sorted(self._candidates, key=self._order.__getitem__):
             record = self.steps.get(step_id)
-            if record is not None and record.status == StepStatus.WAITING:
-                continue
-            if record is not None and record.status == StepStatus.FAILED:
-                continue  # failed under "fail": the run is failing
-            if all(parent in finished for parent in self.graph.parents(step_id)):
+            if (
+                step_id in done
+                or step_id in dead
+                or step_id in self.tasks
+                or (record is not None and record.status == StepStatus.WAITING)
+                or (record is not None and record.status == StepStatus.FAILED)  # run failing
+                or not all(p in done or p in dead for p in self.graph.parents(step_id))
+            ):
+                self._candidates.discard(step_id)
+            else:
                 ready.append(step_id)
         return ready
 
