@@ -15,7 +15,6 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from types import MappingProxyType
 from typing import Any
 
 from engine.errors import LostLease, NonRetryableError, StepError
@@ -25,6 +24,7 @@ from engine.graph import Graph
 from engine.policy import StepPolicy
 from engine.registry import Registry, StepType, Suspend
 from engine.registry import registry as default_registry
+from engine.scope import Scope
 from engine.statuses import EventType, RunStatus, StepStatus, WaitingFor
 from engine.store import Batch, RunState, StepRecord, StepWrite, Store
 from engine.templates import TemplateError, render
@@ -97,6 +97,7 @@ class Executor:
         self.nodes = self.graph.nodes
         self.context: dict = dict(state.context or {})
         self.context["input"] = state.input
+        self._context_order = {key: i for i, key in enumerate(self.context)}
         self.steps: dict[str, StepRecord] = dict(state.steps)
         self.policies = {nid: StepPolicy.from_node(n) for nid, n in self.nodes.items()}
         self.clock_offset = state.now - datetime.now(UTC)
@@ -176,7 +177,8 @@ class Executor:
 
     def _set_output(self, step_id: str, output: Any) -> None:
         self.context[step_id] = output
-        self.batch.context = self.context
+        self._context_order.setdefault(step_id, len(self._context_order))
+        self.batch.context[step_id] = output
         self._emit(EventType.CONTEXT_UPDATED, {"step_id": step_id, "keys": [step_id]}, step_id)
 
     def _duration_ms(self) -> int | None:
@@ -334,8 +336,6 @@ class Executor:
     def _take_batch(self) -> Batch:
         self._batch_since = None
         batch, self.batch = self.batch, Batch()
-        if batch.context is not None:
-            batch.context = dict(batch.context)  # the loop goes on changing self.context
         return batch
 
     def _commit_in_background(self) -> None:
@@ -535,15 +535,14 @@ class Executor:
             self._execute(step_type, step_id, attempt, resolved, scope)
         )
 
-    def _scope(self, step_id: str, attempt: int) -> MappingProxyType:
-        scope = dict(self.context)
-        scope["run"] = {
+    def _scope(self, step_id: str, attempt: int) -> Scope:
+        run = {
             "id": self.run_id,
             "step_id": step_id,
             "attempt": attempt,
             "idempotency_key": f"{self.run_id}:{step_id}",
         }
-        return MappingProxyType(scope)
+        return Scope(self.context, self._context_order, run)
 
     @staticmethod
     def _resolve(step_type: StepType, config: dict, scope) -> dict:

@@ -65,15 +65,15 @@ class Batch:
     events: list[NewEvent] = field(default_factory=list)
     run: dict[str, Any] = field(default_factory=dict)
     """Run fields to set (status, error, started_at, completed_at, wake_at, ...)."""
-    context: dict | None = None
-    """The whole new context, when it changed."""
+    context: dict = field(default_factory=dict)
+    """Context keys written by this batch (step outputs), merged into the stored context."""
     release: bool = False
     """Give up the lease (the run is parked or finished)."""
     unless_resumed: bool = False
     """Abort (commit nothing, return resumed=True) if a waiting step got resume data."""
 
     def __bool__(self) -> bool:
-        return bool(self.steps or self.events or self.run or self.context is not None)
+        return bool(self.steps or self.events or self.run or self.context)
 
 
 @dataclass(slots=True)

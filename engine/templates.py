@@ -685,26 +685,10 @@ def _is_lookup(node: nodes.Node) -> bool:
     return isinstance(node, nodes.Name)
 
 
-def _lookup_path(node: nodes.Node) -> tuple[str, tuple[tuple[bool, Any], ...]] | None:
-    """``a.b[0]`` -> ("a", ((True, "b"), (False, 0))): a lookup with constant keys only."""
-    steps = []
-    while isinstance(node, (nodes.Getattr, nodes.Getitem)):
-        if isinstance(node, nodes.Getattr):
-            steps.append((True, node.attr))
-        elif isinstance(node.arg, nodes.Const):
-            steps.append((False, node.arg.value))
-        else:
-            return None
-        node = node.node
-    if not isinstance(node, nodes.Name):
-        return None
-    return node.name, tuple(reversed(steps))
-
-
 class _Compiled:
     """A compiled template string (or the error that compiling it produced)."""
 
-    __slots__ = ("error", "mode", "path", "references", "template")
+    __slots__ = ("error", "mode", "references", "template")
 
     def __init__(
         self,
@@ -712,13 +696,11 @@ class _Compiled:
         mode: str = _TEXT,
         references: tuple[str, ...] = (),
         error: str | None = None,
-        path: tuple | None = None,
     ) -> None:
         self.template = template
         self.mode = mode
         self.references = references
         self.error = error
-        self.path = path
 
 
 def _single_expression(tree: nodes.Template) -> nodes.Expr | None:
@@ -762,8 +744,7 @@ def _compile(source: str) -> _Compiled:
     except (RecursionError, MemoryError):
         return _Compiled(error="template is nested too deeply")
     mode = _TEXT if expr is None else _LOOKUP if _is_lookup(expr) else _VALUE
-    path = _lookup_path(expr) if mode == _LOOKUP else None
-    return _Compiled(template=template, mode=mode, references=refs, path=path)
+    return _Compiled(template=template, mode=mode, references=refs)
 
 
 def _compiled(source: str) -> _Compiled:
@@ -797,6 +778,31 @@ def _to_data(value: Any) -> Any:
 
 _SLOW = object()
 
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+SIMPLE_LOOKUP = re.compile(
+    r"\{\{\s*(" + _IDENT + r"(?:\." + _IDENT + r"|\[(?:0|[1-9][0-9]{0,8})\])*)\s*\}\}"
+)
+"""``{{ a.b[0].c }}``: the lookups nearly every step template is made of."""
+LOOKUP_SEGMENT = re.compile(r"\.?(" + _IDENT + r")|\[([0-9]+)\]")
+JINJA_WORDS = frozenset(
+    {"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is", "if"}
+    | {"else"}
+)
+"""Words Jinja reads as constants or operators, never as a name."""
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _simple_path(source: str) -> tuple | None:
+    """("a", ((True, "b"), (False, 0))) when ``source`` is exactly one ``{{ a.b[0] }}``."""
+    match = SIMPLE_LOOKUP.fullmatch(source.strip())
+    if match is None:
+        return None
+    segments = LOOKUP_SEGMENT.findall(match.group(1))
+    if any(name in JINJA_WORDS for name, _ in segments):
+        return None
+    steps = tuple((True, name) if name else (False, int(index)) for name, index in segments[1:])
+    return segments[0][0], steps
+
 
 def _fast_lookup(path: tuple, context: Mapping[str, Any]) -> Any:
     """``{{ step.field }}`` without running the template: the same getattr/getitem rules
@@ -813,13 +819,16 @@ def _fast_lookup(path: tuple, context: Mapping[str, Any]) -> Any:
 
 
 def _render_string(source: str, context: Mapping[str, Any]) -> Any:
+    # A plain lookup is answered without compiling the template (compiling takes most of
+    # a millisecond, and a long chain has a different template per step).
+    path = _simple_path(source) if len(source) <= 1024 else None
+    if path is not None:
+        found = _fast_lookup(path, context)
+        if found is not _SLOW:
+            return found
     compiled = _compiled(source)
     if compiled.error is not None:
         raise TemplateError(compiled.error)
-    if compiled.path is not None:
-        found = _fast_lookup(compiled.path, context)
-        if found is not _SLOW:
-            return found
     template = compiled.template
     assert template is not None
     try:

@@ -29,11 +29,13 @@ from __future__ import annotations
 import json
 import math
 import re
+import zoneinfo
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from croniter import CroniterBadDateError, CroniterError, croniter
 from jsonschema import Draft202012Validator, ValidationError
 
 from engine.expressions import FUNCTIONS, ExpressionError, compile_expression
@@ -41,13 +43,19 @@ from engine.graph import Edge, Graph
 from engine.policy import BACKOFF_CHOICES, JOIN_CHOICES, ON_ERROR_CHOICES
 from engine.registry import Registry, StepType
 from engine.registry import registry as default_registry
+from engine.templates import JINJA_WORDS as _JINJA_WORDS
+from engine.templates import LOOKUP_SEGMENT as _SEGMENT
+from engine.templates import SIMPLE_LOOKUP as _SIMPLE_VAR
 from engine.templates import check_syntax, is_template, references
 
 __all__ = [
     "CONTEXT_ROOTS",
+    "CRON_ALIASES",
     "NODE_ID_PATTERN",
     "RESERVED_NAMES",
     "Problem",
+    "cron_error",
+    "timezone_error",
     "validate_definition",
 ]
 
@@ -104,7 +112,7 @@ class Problem:
     code: str = ""
     """cycle, unknown_type, missing_config, invalid_config, dangling_edge, orphan,
     condition_branches, bad_reference, template_syntax, expression, duplicate_id,
-    invalid_id, invalid_policy, shape."""
+    invalid_id, invalid_policy, invalid_trigger, shape."""
 
     def as_dict(self) -> dict:
         out: dict[str, Any] = {"loc": list(self.loc), "msg": self.msg}
@@ -183,16 +191,6 @@ def _strings(value: Any, path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...
 
 # ----------------------------------------------------------------- template analysis
 
-_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-_SIMPLE_VAR = re.compile(
-    r"\{\{\s*(" + _IDENT + r"(?:\." + _IDENT + r"|\[(?:0|[1-9][0-9]{0,8})\])*)\s*\}\}"
-)
-_SEGMENT = re.compile(r"\.?(" + _IDENT + r")|\[([0-9]+)\]")
-# Words Jinja reads as constants or operators, never as a name.
-_JINJA_WORDS = frozenset(
-    {"true", "false", "none", "True", "False", "None", "and", "or", "not", "in", "is", "if"}
-    | {"else"}
-)
 _FAST_MAX_LENGTH = 4096
 
 
@@ -1083,4 +1081,131 @@ class _Validator:
                         code="invalid_policy",
                     )
                 )
+        if "triggers" in settings:
+            out.extend(_check_triggers(settings["triggers"]))
         return out
+
+
+# -------------------------------------------------------------------------- triggers
+
+CRON_ALIASES = frozenset(
+    {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
+)
+"""Named schedules accepted in place of a cron expression."""
+
+
+def cron_error(expression: Any) -> str | None:
+    """Why `expression` is not a usable cron expression, or None when it is.
+
+    Five fields (minute hour day month weekday), or six with seconds first, or one of
+    `CRON_ALIASES`; it must also fire at least once (``0 0 30 2 *`` never does)."""
+    if not isinstance(expression, str) or not expression.strip():
+        return f"must be a cron expression such as '0 9 * * 1-5' (got {_short(expression)})"
+    text = expression.strip()
+    fields = text.split()
+    if not (len(fields) in (5, 6) or (len(fields) == 1 and text.lower() in CRON_ALIASES)):
+        return (
+            "must have 5 fields (minute hour day month weekday), or 6 with seconds first "
+            f"(got {len(fields)} in {_short(text)})"
+        )
+    try:
+        croniter.expand(text, second_at_beginning=True)
+        croniter(text, 0.0, second_at_beginning=True).get_next(float)
+    except CroniterBadDateError:
+        return f"{_short(text)} never fires"
+    except (CroniterError, ValueError, TypeError, KeyError, IndexError) as exc:
+        detail = str(exc).strip().rstrip(".") or "invalid syntax"
+        return f"{_short(text)} is not a valid cron expression: {detail}"
+    return None
+
+
+@lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    return (frozenset(zoneinfo.available_timezones()) | {"UTC"}) - {"localtime", "posixrules"}
+
+
+def timezone_error(name: Any) -> str | None:
+    """Why `name` is not an IANA time zone name (``Europe/Berlin``, ``UTC``), or None."""
+    if not isinstance(name, str) or name not in _time_zones():
+        return f"must be an IANA time zone name such as 'Europe/Berlin' (got {_short(name)})"
+    return None
+
+
+def _check_triggers(triggers: Any) -> list[Problem]:
+    """`settings.triggers`: each trigger's shape, for the types the server knows (webhook,
+    schedule, event). Other types are left alone (kept for later features)."""
+    if triggers is None:
+        return []
+    if not isinstance(triggers, list):
+        return [
+            Problem(
+                ("settings", "triggers"),
+                f"'triggers' must be a list of trigger objects (got {_kind(triggers)}).",
+                code="invalid_trigger",
+            )
+        ]
+    out: list[Problem] = []
+    webhooks = 0
+
+    def bad(index: int, field: str | None, msg: str) -> None:
+        loc = ("settings", "triggers", str(index)) + ((field,) if field else ())
+        out.append(Problem(loc, _sentence(msg), code="invalid_trigger"))
+
+    for index, trigger in enumerate(triggers):
+        where = f"Trigger {index + 1}"
+        if not isinstance(trigger, dict):
+            bad(index, None, f"{where} must be an object (got {_kind(trigger)})")
+            continue
+        kind = trigger.get("type")
+        if not isinstance(kind, str) or not kind:
+            bad(index, "type", f"{where} needs a 'type': webhook, schedule or event")
+        elif kind == "schedule":
+            problem = cron_error(trigger.get("cron"))
+            if problem:
+                bad(index, "cron", f"{where}: 'cron' {problem}")
+            if "timezone" in trigger:
+                problem = timezone_error(trigger["timezone"])
+                if problem:
+                    bad(index, "timezone", f"{where}: 'timezone' {problem}")
+            if "catch_up" in trigger and not isinstance(trigger["catch_up"], bool):
+                bad(
+                    index,
+                    "catch_up",
+                    f"{where}: 'catch_up' must be true or false "
+                    f"(got {_short(trigger['catch_up'])})",
+                )
+            if "input" in trigger and not isinstance(trigger["input"], dict):
+                bad(
+                    index,
+                    "input",
+                    f"{where}: 'input' must be an object (got {_kind(trigger['input'])})",
+                )
+        elif kind == "webhook":
+            webhooks += 1
+            if webhooks > 1:
+                bad(index, "type", f"{where}: a workflow has one webhook URL: one webhook trigger")
+            secret = trigger.get("secret")
+            if (
+                "secret" in trigger
+                and secret is not None
+                and (not isinstance(secret, str) or not secret)
+            ):
+                bad(
+                    index,
+                    "secret",
+                    f"{where}: 'secret' must be a non-empty string (got {_kind(secret)})",
+                )
+        elif kind == "event":
+            name = trigger.get("event")
+            if not isinstance(name, str) or not name.strip():
+                bad(index, "event", f"{where}: 'event' must be the event's name")
+            condition = trigger.get("filter")
+            if condition is not None:
+                if not isinstance(condition, str):
+                    bad(index, "filter", f"{where}: 'filter' must be an expression string")
+                else:
+                    try:
+                        compile_expression(condition)
+                    except ExpressionError as exc:
+                        bad(index, "filter", f"{where}: 'filter' is invalid: {exc}")
+    return out

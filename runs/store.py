@@ -191,8 +191,9 @@ class DjangoStore:
         try:
             with transaction.atomic():
                 run_fields = dict(batch.run)
-                if batch.context is not None:
-                    run_fields["context"] = batch.context
+                if batch.context:
+                    current = Run.objects.filter(pk=run_id).values_list("context", flat=True)
+                    run_fields["context"] = {**(current.first() or {}), **batch.context}
                 if batch.release:
                     run_fields.update(lease_owner="", lease_expires_at=None)
                 events = eventlog.append(run_id, batch.events, expect_fence=fence, **run_fields)
@@ -205,12 +206,9 @@ class DjangoStore:
 
     @staticmethod
     def _commit_postgresql(run_id, fence, batch: Batch) -> CommitResult:
-        """The same as the ORM path, in one round trip (migration 0004's function)."""
-        run = dict(batch.run)
-        if batch.context is not None:
-            run["context"] = batch.context
+        """The same as the ORM path, in one round trip (migrations 0004 and 0006_checkpoint_context_patch)."""
         payload = {
-            "run": run,
+            "run": batch.run,
             "release": batch.release,
             "unless_resumed": batch.unless_resumed,
             "events": [
@@ -222,6 +220,8 @@ class DjangoStore:
                 for w in batch.steps
             ],
         }
+        if batch.context:
+            payload["context_patch"] = batch.context
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT * FROM flowmatrx_checkpoint(%s::uuid, %s, %s::jsonb)",

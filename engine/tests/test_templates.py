@@ -433,3 +433,38 @@ def test_it_reports_every_template_that_does_not_compile():
     assert all("syntax error" in error for error in errors)
     assert "not allowed" in errors[2]
     assert check_syntax({"ok": "{{ a.b }}", "n": 1}) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ a.b }}",
+        " {{ a.b[1] }} ",
+        "{{ a.list[0].x }}",
+        "{{ a.missing }}",
+        "{{ a.b[9] }}",
+        "{{ nope.x }}",
+        "{{ a.s.x }}",
+        "{{ a.n }}",
+        "{{ a.dict }}",
+    ],
+)
+def test_plain_lookups_answer_exactly_as_the_template_would(source):
+    """Plain lookups skip compiling the template; the answer (or the error) is the same."""
+    context = {"a": {"b": [1, 2], "list": [{"x": None}], "s": "text", "n": 1.5, "dict": {"k": 1}}}
+    assert templates._simple_path(source) is not None
+
+    def outcome(render_fn):
+        try:
+            return ("value", render_fn())
+        except TemplateError as exc:
+            return ("error", str(exc))
+
+    fast = outcome(lambda: render(source, context))
+    original = templates._simple_path
+    try:
+        templates._simple_path = lambda source: None  # force the compiled template
+        slow = outcome(lambda: render(source, context))
+    finally:
+        templates._simple_path = original
+    assert fast == slow
