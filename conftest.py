@@ -11,6 +11,21 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture
+def start():
+    """start(handler) -> a real HTTP server on loopback (engine/tests/http_servers.py)."""
+    from engine.tests.http_servers import loopback_servers
+
+    with loopback_servers() as start:
+        yield start
+
+
+@pytest.fixture
+def loopback_allowed(settings):
+    """Let steps reach the loopback test servers past the private-network guard."""
+    settings.FLOWMATRX_ALLOW_PRIVATE_NETWORKS = True
+
+
 def pytest_collection_modifyitems(config, items):
     """`@pytest.mark.postgres` tests are skipped when the suite runs on SQLite."""
     from django.conf import settings

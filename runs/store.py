@@ -206,7 +206,8 @@ class DjangoStore:
 
     @staticmethod
     def _commit_postgresql(run_id, fence, batch: Batch) -> CommitResult:
-        """The same as the ORM path, in one round trip (migrations 0004 and 0006_checkpoint_context_patch)."""
+        """The same as the ORM path, in one round trip (the function of migration 0004,
+        taking the context as a patch since 0006_checkpoint_context_patch)."""
         payload = {
             "run": batch.run,
             "release": batch.release,

@@ -14,20 +14,10 @@ from engine.tests.http_servers import (
     echo,
     endless,
     free_port,
-    loopback_servers,
     step_context,
 )
 
-
-@pytest.fixture
-def start():
-    with loopback_servers() as start:
-        yield start
-
-
-@pytest.fixture(autouse=True)
-def _loopback_allowed(settings):
-    settings.FLOWMATRX_ALLOW_PRIVATE_NETWORKS = True
+pytestmark = pytest.mark.usefixtures("loopback_allowed")
 
 
 @pytest.fixture

@@ -9,13 +9,7 @@ from engine import netguard
 from engine.errors import NonRetryableError, StepError
 from engine.handlers import http_request
 from engine.netguard import AddressRefused, blocked_reason, checked_addresses
-from engine.tests.http_servers import Reply, echo, loopback_servers, step_context
-
-
-@pytest.fixture
-def start():
-    with loopback_servers() as start:
-        yield start
+from engine.tests.http_servers import Reply, echo, step_context
 
 
 @pytest.fixture(autouse=True)

@@ -11,21 +11,13 @@ from engine.handlers import webhook
 from engine.netguard import AddressRefused
 from engine.registry import registry
 from engine.signing import SignatureError
-from engine.tests.http_servers import Reply, free_port, loopback_servers, step_context
+from engine.tests.http_servers import Reply, free_port, step_context
 
 SECRET = "whsec-test-8f3a1c"
 PAYLOAD = {"order": {"id": 42, "total": 9.5}, "note": "ünïcode"}
 
 
-@pytest.fixture
-def start():
-    with loopback_servers() as start:
-        yield start
-
-
-@pytest.fixture(autouse=True)
-def _loopback_allowed(settings):
-    settings.FLOWMATRX_ALLOW_PRIVATE_NETWORKS = True
+pytestmark = pytest.mark.usefixtures("loopback_allowed")
 
 
 def receiver(request):

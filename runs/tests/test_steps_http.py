@@ -7,21 +7,13 @@ import pytest
 from engine import signing
 from engine.handlers import http_request, llm_call, webhook  # noqa: F401  (register them)
 from engine.statuses import RunStatus
-from engine.tests.http_servers import OPENAI_KEY, Reply, echo, fake_openai, loopback_servers
+from engine.tests.http_servers import OPENAI_KEY, Reply, echo, fake_openai
 from runs.tests.conftest import edge, node
 
 SECRET = "whsec-e2e"
 
 
-@pytest.fixture
-def start():
-    with loopback_servers() as start:
-        yield start
-
-
-@pytest.fixture(autouse=True)
-def _loopback_allowed(settings):
-    settings.FLOWMATRX_ALLOW_PRIVATE_NETWORKS = True
+pytestmark = pytest.mark.usefixtures("loopback_allowed")
 
 
 def test_fetch_notify_and_ask_in_one_run(make_run, drive, start, settings):
