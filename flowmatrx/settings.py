@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "workflows",
     "runs",
+    "accounts",
 ]
 
 MIDDLEWARE = [

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from flowmatrx import views
+from flowmatrx.api import api
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -12,4 +13,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("workflows/", include("workflows.urls")),
     path("runs/", include("runs.urls")),
+    path("api/v1/", api.urls),
 ]

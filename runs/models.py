@@ -208,3 +208,41 @@ class RunEvent(models.Model):
             "timestamp": self.created_at.isoformat().replace("+00:00", "Z"),
             "payload": self.payload,
         }
+
+
+class Event(models.Model):
+    """An event delivered to `POST /api/v1/events` (or by a step), kept with what it did.
+
+    `event_id` is the sender's id: a second delivery with an id seen before changes nothing
+    and answers with the first delivery's outcome (`resumed_run_ids`, `started_run_ids`).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, db_index=True)
+    data = models.JSONField(null=True, blank=True)
+    event_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    received_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="sent_events",
+    )
+    resumed_run_ids = models.JSONField(default=list, blank=True)
+    started_run_ids = models.JSONField(default=list, blank=True)
+
+    duplicate = False
+    """Set (not stored) by `runs.events.deliver_event` when the id had been seen before."""
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+        indexes = [models.Index(fields=["-received_at", "-id"], name="event_received")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.event_id or self.id})"
+
+    @property
+    def public_id(self) -> str:
+        """The id a waiting step and a triggered run see: the sender's, else ours."""
+        return self.event_id or str(self.id)
