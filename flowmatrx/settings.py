@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "workflows",
     "runs",
     "accounts",
+    "triggers",
 ]
 
 MIDDLEWARE = [

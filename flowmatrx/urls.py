@@ -13,5 +13,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("workflows/", include("workflows.urls")),
     path("runs/", include("runs.urls")),
+    path("hooks/", include("triggers.urls")),
     path("api/v1/", api.urls),
 ]

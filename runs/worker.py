@@ -28,6 +28,7 @@ from engine.statuses import EventType, RunStatus
 from runs import eventlog, wakeup
 from runs.models import Run
 from runs.store import DjangoStore
+from triggers.schedules import fire_due, seconds_until_next_fire
 
 logger = logging.getLogger("runs.worker")
 
@@ -243,6 +244,7 @@ class Worker:
         self.store = DjangoStore()
         wakeup.add_listener(self._on_message_threadsafe)
         background = [asyncio.ensure_future(self._heartbeat())]
+        background.append(asyncio.ensure_future(self._schedules()))
         if connection.vendor == "postgresql":
             background.append(asyncio.ensure_future(self._listen()))
         logger.info("worker %s started", self.name)
@@ -331,6 +333,18 @@ class Worker:
                 if task is not None:
                     logger.info("run %s is no longer ours; stopping it", run_id)
                     task.cancel()
+
+    async def _schedules(self) -> None:
+        """Fire due cron schedules (each tick once across all workers), then sleep until
+        the next one is due (at most 5 s: schedules may change meanwhile)."""
+        while not self.stopping:
+            wait = 5.0
+            try:
+                await self.store.call(fire_due)
+                wait = await self.store.call(seconds_until_next_fire, 5.0)
+            except Exception:
+                logger.warning("firing schedules failed", exc_info=True)
+            await asyncio.sleep(min(5.0, max(0.05, wait)))
 
     async def _listen(self) -> None:
         import psycopg

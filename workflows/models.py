@@ -119,6 +119,9 @@ class Workflow(models.Model):
         self.status = WorkflowStatus.PUBLISHED
         self.published_at = timezone.now()
         self.save(update_fields=["status", "published_at", "updated_at"])
+        from triggers.sync import sync_triggers  # here: triggers imports this module
+
+        sync_triggers(self)
         return self
 
     def new_version(self, created_by=None) -> "Workflow":
@@ -157,4 +160,7 @@ class Workflow(models.Model):
             raise StateConflict(f"{self} is {self.status}; only a published version is archived")
         self.status = WorkflowStatus.ARCHIVED
         self.save(update_fields=["status", "updated_at"])
+        from triggers.sync import sync_triggers  # here: triggers imports this module
+
+        sync_triggers(self)
         return self

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from triggers import views
+
+app_name = "triggers"
+
+urlpatterns = [
+    path("<str:token>", views.webhook, name="webhook"),
+]
