@@ -72,6 +72,21 @@ class Batch:
     unless_resumed: bool = False
     """Abort (commit nothing, return resumed=True) if a waiting step got resume data."""
 
+    def step_writes(self) -> list[StepWrite]:
+        """`steps` with the writes to one row merged (a step that started and finished in
+        this batch is one insert): later fields win, the row keeps its first position."""
+        merged: dict[tuple[str, int], StepWrite] = {}
+        for write in self.steps:
+            key = (write.step_id, write.attempt)
+            first = merged.get(key)
+            if first is None or write.insert:
+                merged[key] = StepWrite(
+                    write.step_id, write.attempt, dict(write.fields), write.insert
+                )
+            else:
+                first.fields.update(write.fields)
+        return list(merged.values())
+
     def __bool__(self) -> bool:
         return bool(self.steps or self.events or self.run or self.context)
 

@@ -218,7 +218,7 @@ class DjangoStore:
             ],
             "steps": [
                 {"step_id": w.step_id, "attempt": w.attempt, "insert": w.insert, "fields": w.fields}
-                for w in batch.steps
+                for w in batch.step_writes()
             ],
         }
         if batch.context:
@@ -243,7 +243,7 @@ class DjangoStore:
 
     def _write_steps(self, run_id, batch: Batch) -> None:
         inserts = []
-        for write in batch.steps:
+        for write in batch.step_writes():
             fields = {k: v for k, v in write.fields.items() if k in STEP_FIELDS}
             if write.insert:
                 inserts.append(
