@@ -1083,6 +1083,7 @@ class _Validator:
                 )
         if "triggers" in settings:
             out.extend(_check_triggers(settings["triggers"]))
+        out.extend(_check_flow_control(settings))
         return out
 
 
@@ -1129,6 +1130,73 @@ def timezone_error(name: Any) -> str | None:
     if not isinstance(name, str) or name not in _time_zones():
         return f"must be an IANA time zone name such as 'Europe/Berlin' (got {_short(name)})"
     return None
+
+
+FLOW_LIMIT_MAX = 100_000
+"""The largest concurrency, rate-limit or throttle `limit`."""
+
+_FLOW_FIELDS = {
+    "concurrency": ("limit", "key"),
+    "rate_limit": ("limit", "period_seconds", "key"),
+    "throttle": ("limit", "period_seconds", "key"),
+    "debounce": ("period_seconds", "key"),
+}
+
+
+def _check_flow_control(settings: dict) -> list[Problem]:
+    """`settings.concurrency`, `rate_limit`, `throttle`, `debounce` and `priority`
+    (runs/flowcontrol.py). Null or absent means off."""
+    out: list[Problem] = []
+
+    def bad(loc: tuple[str, ...], msg: str) -> None:
+        out.append(Problem(("settings", *loc), _sentence(msg), code="invalid_policy"))
+
+    for rule, fields in _FLOW_FIELDS.items():
+        config = settings.get(rule)
+        if config is None:
+            continue
+        if not isinstance(config, dict):
+            bad(
+                (rule,),
+                f"'{rule}' must be an object with {', '.join(fields)} (got {_kind(config)})",
+            )
+            continue
+        for extra in sorted(set(config) - set(fields)):
+            bad((rule, extra), f"'{rule}' has no field '{extra}' (it takes {', '.join(fields)})")
+        if "limit" in fields:
+            value = config.get("limit")
+            if not _is_int(value) or not 1 <= value <= FLOW_LIMIT_MAX:
+                bad(
+                    (rule, "limit"),
+                    f"'{rule}.limit' must be a whole number from 1 to {FLOW_LIMIT_MAX} "
+                    f"(got {_short(value)})",
+                )
+        if "period_seconds" in fields:
+            value = config.get("period_seconds")
+            if not _is_number(value) or value <= 0:
+                bad(
+                    (rule, "period_seconds"),
+                    f"'{rule}.period_seconds' must be a number of seconds above 0 "
+                    f"(got {_short(value)})",
+                )
+        key = config.get("key")
+        if key is not None:
+            if not isinstance(key, str):
+                bad((rule, "key"), f"'{rule}.key' must be a template string (got {_kind(key)})")
+            else:
+                for error in check_syntax(key):
+                    bad((rule, "key"), f"'{rule}.key' is not a valid template: {error}")
+    if "priority" in settings:
+        value = settings["priority"]
+        if isinstance(value, str):
+            for error in check_syntax(value):
+                bad(("priority",), f"'priority' is not a valid template: {error}")
+        elif value is not None and not _is_int(value):
+            bad(
+                ("priority",),
+                f"'priority' must be a whole number or a template (got {_short(value)})",
+            )
+    return out
 
 
 def _check_triggers(triggers: Any) -> list[Problem]:

@@ -13,7 +13,7 @@ from django.utils import timezone
 from engine.errors import StateConflict
 from engine.events import NewEvent
 from engine.statuses import EventType, RunStatus, StepStatus, TriggerType, WaitingFor
-from runs import eventlog, wakeup
+from runs import eventlog, flowcontrol, wakeup
 from runs.models import Run, StepRun
 
 
@@ -41,7 +41,7 @@ def start_run(
     workflow.check_runnable()
     settings = workflow.workflow_settings
     input = dict(input or {})
-    run = Run.objects.create(
+    fields = dict(
         workflow=workflow,
         trigger_type=trigger_type,
         input=input,
@@ -52,6 +52,19 @@ def start_run(
         timeout_seconds=settings.get("timeout_seconds"),
         priority=priority,
     )
+    if flowcontrol.has_flow_control(settings):
+        # Rate limit, throttle, debounce and priority are decided now, under per-key locks.
+        with transaction.atomic():
+            run, events = flowcontrol.admit(workflow, fields, settings, now=eventlog.db_now())
+            wakeup.notify_in_process(str(run.pk))
+            if run.status == RunStatus.CANCELLED:
+                _publish_after_commit(run.pk, events)
+            else:
+                for cancelled_id, cancelled_events in events:
+                    wakeup.notify(f"cancel:{cancelled_id}")
+                    _publish_after_commit(cancelled_id, cancelled_events)
+        return run
+    run = Run.objects.create(**fields)
     # One statement: on PostgreSQL the row's insert trigger NOTIFYs the workers.
     wakeup.notify_in_process(str(run.pk))
     return run

@@ -48,6 +48,13 @@ class Run(models.Model):
     timeout_seconds = models.FloatField(null=True, blank=True)
     priority = models.IntegerField(default=0)
 
+    # Flow control (runs/flowcontrol.py). `flow_key` is the concurrency bucket
+    # ("<lineage>:<rendered key>") and `concurrency_limit` its limit (null: unlimited);
+    # `flow` records the keys and times the start-side rules decided with.
+    flow_key = models.CharField(max_length=300, blank=True, default="")
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
+    flow = models.JSONField(null=True, blank=True)
+
     # Claiming and fencing (SPEC §8). A worker owns a run while lease_expires_at is in the
     # future; every claim bumps `fence`, and every write by the owner checks it.
     lease_owner = models.CharField(max_length=200, blank=True)
@@ -81,6 +88,11 @@ class Run(models.Model):
             models.Index(fields=["workflow", "-created_at"], name="run_workflow_created"),
             models.Index(fields=["-created_at"], name="run_created"),
             models.Index(fields=["status", "-priority", "created_at"], name="run_claim_order"),
+            models.Index(
+                fields=["flow_key", "status"],
+                name="run_flow_bucket",
+                condition=Q(concurrency_limit__isnull=False),
+            ),
             models.Index(
                 fields=["idempotency_key"],
                 name="run_idempotency_key",

@@ -46,17 +46,63 @@ WHERE id IN (
     WHERE (status IN ('pending', 'running') OR (status = 'paused' AND wake_at IS NOT NULL))
       AND (wake_at IS NULL OR wake_at <= clock_timestamp())
       AND (lease_expires_at IS NULL OR lease_expires_at < clock_timestamp())
+      AND concurrency_limit IS NULL
     ORDER BY priority DESC, created_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
 RETURNING id, fence
 """
+"""Runs without a concurrency limit; the limited ones are claimed by PG_CLAIM_LIMITED."""
+
+_LIMITED_CLAIMABLE = """concurrency_limit IS NOT NULL
+      AND (status IN ('pending', 'running') OR (status = 'paused' AND wake_at IS NOT NULL))
+      AND (wake_at IS NULL OR wake_at <= clock_timestamp())
+      AND (lease_expires_at IS NULL OR lease_expires_at < clock_timestamp())"""
+
+PG_CLAIM_LIMITED = f"""
+WITH candidates AS (
+    SELECT id, flow_key, concurrency_limit, status, priority, created_at FROM runs_run
+    WHERE {_LIMITED_CLAIMABLE}
+),
+held AS (
+    SELECT flow_key, count(*) AS n FROM runs_run
+    WHERE concurrency_limit IS NOT NULL
+      AND flow_key IN (SELECT flow_key FROM candidates)
+      AND (status = 'running'
+           OR (status IN ('pending', 'paused') AND lease_expires_at >= clock_timestamp()))
+    GROUP BY flow_key
+),
+ranked AS (
+    SELECT c.id, c.priority, c.created_at,
+           c.status = 'running' AS holds_slot,
+           row_number() OVER (PARTITION BY c.flow_key, c.status = 'running'
+                              ORDER BY c.priority DESC, c.created_at) AS place,
+           c.concurrency_limit - COALESCE(h.n, 0) AS free
+    FROM candidates c LEFT JOIN held h ON h.flow_key = c.flow_key
+),
+chosen AS (
+    SELECT id FROM ranked WHERE holds_slot OR place <= free
+    ORDER BY priority DESC, created_at
+    LIMIT %(limit)s
+)
+UPDATE runs_run
+SET lease_owner = %(owner)s,
+    lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s),
+    fence = fence + 1
+WHERE id IN (SELECT id FROM chosen)
+  AND (lease_expires_at IS NULL OR lease_expires_at < clock_timestamp())
+RETURNING id, fence
+"""
+"""Claim concurrency-limited runs: a run already `running` holds its slot (a timer, a lost
+lease); a pending or paused one needs a free slot in its bucket (runs/flowcontrol.py).
+Run after taking the CLAIM_LOCK advisory lock in a *previous* statement of the same
+transaction, so this statement's snapshot sees every claim committed before it."""
 
 
 PG_CLAIM_AND_NEXT_WAKEUP = f"""
 WITH claimed AS ({PG_CLAIM.strip()})
-SELECT id, fence, NULL::float8 FROM claimed
+SELECT id, fence, NULL::float8, NULL::bool FROM claimed
 UNION ALL
 SELECT NULL, NULL, EXTRACT(EPOCH FROM LEAST(
     (SELECT min(wake_at) FROM runs_run
@@ -65,57 +111,133 @@ SELECT NULL, NULL, EXTRACT(EPOCH FROM LEAST(
     (SELECT min(lease_expires_at) FROM runs_run
       WHERE (status IN ('pending', 'running') OR (status = 'paused' AND wake_at IS NOT NULL))
         AND lease_expires_at IS NOT NULL)
-) - clock_timestamp())
+) - clock_timestamp()),
+EXISTS (SELECT 1 FROM runs_run WHERE {_LIMITED_CLAIMABLE})
 """
 """The claim and `next_wakeup_seconds` in one round trip. The second part reads the
 snapshot from before the claim, so a due timer it just claimed can show as "now": the
-worker then looks once more and finds nothing, which is harmless."""
+worker then looks once more and finds nothing, which is harmless. The last column says
+whether concurrency-limited runs may be claimable: only then is PG_CLAIM_LIMITED run."""
 
 
 def claim_and_next_wakeup(
-    owner: str, limit: int, lease_seconds: float, default_wait: float
+    owner: str,
+    limit: int,
+    lease_seconds: float,
+    default_wait: float,
+    limited: set[str] | None = None,
 ) -> tuple[list[tuple[str, int]], float]:
-    """(claimed runs, seconds until the next timer or lease expiry, at most default_wait)."""
+    """(claimed runs, seconds until the next timer or lease expiry, at most default_wait).
+
+    The ids of claimed concurrency-limited runs are added to `limited`."""
     if connection.vendor != "postgresql" or limit <= 0:
-        return claim_runs(owner, limit, lease_seconds), next_wakeup_seconds(default_wait)
+        claimed = claim_runs(owner, limit, lease_seconds, limited)
+        return claimed, next_wakeup_seconds(default_wait)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             PG_CLAIM_AND_NEXT_WAKEUP, {"owner": owner, "lease": lease_seconds, "limit": limit}
         )
         rows = cursor.fetchall()
-    claimed = [(str(run_id), fence) for run_id, fence, _ in rows if run_id is not None]
-    seconds = next((wait for run_id, _, wait in rows if run_id is None), None)
+    claimed = [(str(run_id), fence) for run_id, fence, _, _ in rows if run_id is not None]
+    seconds, limited_waiting = next(
+        ((wait, waiting) for run_id, _, wait, waiting in rows if run_id is None), (None, False)
+    )
+    if limited_waiting and len(claimed) < limit:
+        extra = _claim_limited(owner, limit - len(claimed), lease_seconds)
+        claimed += extra
+        if limited is not None:
+            limited.update(run_id for run_id, _ in extra)
     if seconds is None:
         return claimed, default_wait
     return claimed, max(0.0, min(default_wait, float(seconds)))
 
 
-def claim_runs(owner: str, limit: int, lease_seconds: float) -> list[tuple[str, int]]:
-    """Claim up to `limit` runnable runs for `owner`: [(run id, new fence)]."""
+def _claim_limited(owner: str, limit: int, lease_seconds: float) -> list[tuple[str, int]]:
+    """PostgreSQL: claim concurrency-limited runs, one claimer at a time."""
+    from runs.flowcontrol import CLAIM_LOCK
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK])
+        cursor.execute(PG_CLAIM_LIMITED, {"owner": owner, "lease": lease_seconds, "limit": limit})
+        return [(str(run_id), fence) for run_id, fence in cursor.fetchall()]
+
+
+def _sqlite_limited_ids(now, limit: int) -> list:
+    """SQLite (writers are serialized): PG_CLAIM_LIMITED's choice, in Python."""
+    candidates = list(
+        Run.objects.filter(CLAIMABLE, concurrency_limit__isnull=False)
+        .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
+        .order_by("-priority", "created_at")
+        .values_list("id", "flow_key", "concurrency_limit", "status")
+    )
+    if not candidates:
+        return []
+    held: dict[str, int] = {}
+    for flow_key in (
+        Run.objects.filter(concurrency_limit__isnull=False)
+        .filter(flow_key__in={c[1] for c in candidates})
+        .filter(
+            Q(status=RunStatus.RUNNING)
+            | Q(
+                status__in=[RunStatus.PENDING, RunStatus.PAUSED],
+                lease_expires_at__gte=now,
+            )
+        )
+        .values_list("flow_key", flat=True)
+    ):
+        held[flow_key] = held.get(flow_key, 0) + 1
+    ids = []
+    for run_id, flow_key, run_limit, status in candidates:
+        if len(ids) >= limit:
+            break
+        if status == RunStatus.RUNNING:
+            ids.append(run_id)
+        elif held.get(flow_key, 0) < run_limit:
+            held[flow_key] = held.get(flow_key, 0) + 1
+            ids.append(run_id)
+    return ids
+
+
+def claim_runs(
+    owner: str, limit: int, lease_seconds: float, limited: set[str] | None = None
+) -> list[tuple[str, int]]:
+    """Claim up to `limit` runnable runs for `owner`: [(run id, new fence)].
+
+    Runs without a concurrency limit first, then the limited ones that have a free slot
+    (their ids are also added to `limited`)."""
     if limit <= 0:
         return []
     if connection.vendor == "postgresql":
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(PG_CLAIM, {"owner": owner, "lease": lease_seconds, "limit": limit})
-            return [(str(run_id), fence) for run_id, fence in cursor.fetchall()]
+            claimed = [(str(run_id), fence) for run_id, fence in cursor.fetchall()]
+        if len(claimed) < limit:
+            extra = _claim_limited(owner, limit - len(claimed), lease_seconds)
+            claimed += extra
+            if limited is not None:
+                limited.update(run_id for run_id, _ in extra)
+        return claimed
     now = timezone.now()
     with transaction.atomic():
         ids = list(
-            Run.objects.filter(CLAIMABLE)
+            Run.objects.filter(CLAIMABLE, concurrency_limit__isnull=True)
             .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
             .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
             .order_by("-priority", "created_at")
             .values_list("id", flat=True)[:limit]
         )
+        limited_ids = _sqlite_limited_ids(now, limit - len(ids)) if len(ids) < limit else []
+        if limited is not None:
+            limited.update(str(run_id) for run_id in limited_ids)
+        ids += limited_ids
         Run.objects.filter(id__in=ids).update(
             lease_owner=owner,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
             fence=F("fence") + 1,
         )
-        return [
-            (str(run_id), fence)
-            for run_id, fence in Run.objects.filter(id__in=ids).values_list("id", "fence")
-        ]
+        fences = dict(Run.objects.filter(id__in=ids).values_list("id", "fence"))
+        return [(str(run_id), fences[run_id]) for run_id in ids]
 
 
 def next_wakeup_seconds(default: float) -> float:
@@ -198,6 +320,7 @@ class Worker:
         self.drain_seconds = drain_seconds
         self.tasks: dict[str, asyncio.Task] = {}
         self.fences: dict[str, int] = {}
+        self.limited: set[str] = set()  # claimed runs with a concurrency limit
         self.executors: dict[str, Executor] = {}
         self.stopping = False
         self._wake: asyncio.Event | None = None
@@ -276,7 +399,12 @@ class Worker:
         """Claim and start what there is room for: (how many, seconds to the next timer)."""
         room = self.concurrency - len(self.tasks)
         claimed, wait = await self.store.call(
-            claim_and_next_wakeup, self.name, room, self.lease_seconds, self.poll_seconds
+            claim_and_next_wakeup,
+            self.name,
+            room,
+            self.lease_seconds,
+            self.poll_seconds,
+            self.limited,
         )
         for run_id, fence in claimed:
             self.fences[run_id] = fence
@@ -305,6 +433,13 @@ class Worker:
             self.tasks.pop(run_id, None)
             self.fences.pop(run_id, None)
             self.executors.pop(run_id, None)
+            if run_id in self.limited:
+                # Its concurrency slot may be free now: wake every worker to fill it.
+                self.limited.discard(run_id)
+                try:
+                    await self.store.call(wakeup.notify, f"slot:{run_id}")
+                except Exception:
+                    logger.warning("waking the workers failed", exc_info=True)
             if was_full and self._wake is not None:
                 self._wake.set()  # room again: claim what may have waited meanwhile
 

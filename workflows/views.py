@@ -2,6 +2,7 @@ from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 
+from runs import eventlog, flowcontrol
 from workflows.models import Workflow
 
 
@@ -23,5 +24,7 @@ def workflow_detail(request, workflow_id):
         "workflow": workflow,
         "versions": Workflow.objects.versions_of(workflow.lineage),
         "runs": workflow.runs.order_by("-created_at")[:20],
+        "flow_control": flowcontrol.overview(workflow, eventlog.db_now()),
+        "has_flow_control": flowcontrol.has_flow_control(workflow.workflow_settings),
     }
     return TemplateResponse(request, "workflows/workflow_detail.html", context)

@@ -433,7 +433,11 @@ def test_it_rejects_invalid_settings(options, field):
 
 
 def test_it_accepts_valid_settings_and_keys_of_later_features():
-    settings = {"max_concurrency": 1000, "timeout_seconds": 60, "rate_limit": {"limit": 1}}
+    settings = {
+        "max_concurrency": 1000,
+        "timeout_seconds": 60,
+        "rate_limit": {"limit": 1, "period_seconds": 60},
+    }
     assert validate_definition(definition([], [], settings=settings)) == []
 
 
