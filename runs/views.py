@@ -1,9 +1,14 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.shortcuts import get_object_or_404
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
+from django.views.decorators.http import require_POST
 
+from engine.errors import StateConflict
 from engine.statuses import RunStatus
+from runs import lifecycle, run_page
 from runs.models import Run
 
 
@@ -20,10 +25,55 @@ def run_list(request):
 
 @login_required
 def run_detail(request, run_id):
-    run = get_object_or_404(Run.objects.select_related("workflow"), pk=run_id)
+    run = get_object_or_404(Run.objects.select_related("workflow", "created_by"), pk=run_id)
+    events = [event.envelope() for event in run.events.order_by("seq")]
+    last_seq = events[-1]["seq"] if events else 0
     context = {
-        "run": run,
-        "steps": run.steps.order_by("created_at", "id"),
-        "events": run.events.order_by("seq"),
+        **run_page.state_context(run),
+        "events": events,
+        "stream_url": f"/ws/runs/{run.pk}/html?after={last_seq}",
     }
     return TemplateResponse(request, "runs/run_detail.html", context)
+
+
+def _acted(request, run_id, action) -> HttpResponse:
+    """Do `action()`; htmx gets 204 (the stream shows the result) or 409 with the reason,
+    a plain form is redirected back to the run page."""
+    get_object_or_404(Run, pk=run_id)
+    try:
+        action()
+    except StateConflict as error:
+        if request.htmx:
+            return HttpResponse(str(error), status=409, content_type="text/plain")
+        messages.error(request, str(error))
+    if request.htmx:
+        return HttpResponse(status=204)
+    return redirect("runs:detail", run_id)
+
+
+@login_required
+@require_POST
+def cancel_run(request, run_id):
+    return _acted(request, run_id, lambda: lifecycle.cancel(run_id, reason="cancelled"))
+
+
+@login_required
+@require_POST
+def retry_run(request, run_id):
+    return _acted(request, run_id, lambda: lifecycle.retry(run_id))
+
+
+@login_required
+@require_POST
+def decide(request, run_id):
+    """Approve or reject a waiting approval, with an optional comment."""
+    decision = request.POST.get("decision")
+    step_id = request.POST.get("step_id", "")
+    if decision not in ("approve", "reject") or not step_id:
+        return HttpResponse("decision must be approve or reject, for a step_id", status=400)
+    data = {"approved": decision == "approve", "comment": request.POST.get("comment", "")[:10_000]}
+    return _acted(
+        request,
+        run_id,
+        lambda: lifecycle.resume(run_id, step_id, data, decided_by=request.user.get_username()),
+    )

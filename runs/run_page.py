@@ -1,0 +1,177 @@
+"""The run page's data and its fragments, shared by the view and the HTML stream.
+
+Every fragment of the page is one partial under `templates/runs/partials/`. The view
+renders them inside `run_detail.html`; `runs.consumers.RunPageConsumer` renders the same
+partials with `oob` set, so htmx swaps them in out of band. `state_fragments` returns the
+parts of the page that follow the run's state, keyed by DOM id, so the stream can send only
+the ones that changed.
+"""
+
+from dataclasses import dataclass
+
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from engine.graph import CycleError, Graph
+from engine.statuses import RunStatus, StepStatus, WaitingFor
+from runs.models import Run, StepRun
+
+PARTIALS = "runs/partials"
+
+
+@dataclass
+class Bar:
+    """One row of the waterfall: a step's span from its first start to its last end."""
+
+    step_id: str
+    offset: float
+    width: float
+    duration_ms: int
+    status: str
+    critical: bool
+
+
+def load_run(run_id) -> Run | None:
+    return Run.objects.select_related("workflow", "created_by").filter(pk=run_id).first()
+
+
+def latest_attempts(steps: list[StepRun]) -> dict[str, StepRun]:
+    latest: dict[str, StepRun] = {}
+    for step in steps:
+        if step.step_id not in latest or step.attempt > latest[step.step_id].attempt:
+            latest[step.step_id] = step
+    return latest
+
+
+def waiting_approvals(steps: list[StepRun]) -> list[StepRun]:
+    return [
+        step
+        for step in latest_attempts(steps).values()
+        if step.status == StepStatus.WAITING
+        and step.waiting_for == WaitingFor.APPROVAL
+        and step.resume_data is None
+    ]
+
+
+def _graph(run: Run) -> Graph | None:
+    try:
+        graph = Graph.from_definition(run.workflow.definition or {})
+        graph.topological_order()
+    except (CycleError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return graph
+
+
+def waterfall(run: Run, steps: list[StepRun], graph: Graph | None) -> list[Bar]:
+    """Bars in order of start, as fractions (0..100) of the run's span; the critical path
+    (the heaviest chain of step durations through the graph) is marked."""
+    now = timezone.now()
+    spans: dict[str, list] = {}
+    for step in steps:
+        if step.started_at is None:
+            continue
+        end = step.completed_at or now
+        span = spans.setdefault(step.step_id, [step.started_at, end, step.status])
+        span[0] = min(span[0], step.started_at)
+        span[1] = max(span[1], end)
+        span[2] = step.status
+    if not spans:
+        return []
+    start = min([span[0] for span in spans.values()] + [run.started_at or now])
+    end = max(span[1] for span in spans.values())
+    total = max((end - start).total_seconds(), 0.001)
+    durations = {
+        step_id: (span[1] - span[0]).total_seconds() * 1000 for step_id, span in spans.items()
+    }
+    critical: set[str] = set()
+    if graph is not None:
+        path, _ = graph.critical_path(durations)
+        critical = {node for node in path if node in spans}
+    bars = []
+    for step_id, (first, last, status) in sorted(spans.items(), key=lambda item: item[1][0]):
+        offset = (first - start).total_seconds() / total * 100
+        width = max((last - first).total_seconds() / total * 100, 0.5)
+        bars.append(
+            Bar(
+                step_id=step_id,
+                offset=round(offset, 2),
+                width=round(min(width, 100 - offset), 2),
+                duration_ms=int(durations[step_id]),
+                status=status,
+                critical=step_id in critical,
+            )
+        )
+    return bars
+
+
+def graph_levels(steps: list[StepRun], graph: Graph | None) -> list[list[dict]]:
+    """The workflow's nodes by execution level, each with its latest status."""
+    if graph is None:
+        return []
+    latest = latest_attempts(steps)
+    levels = []
+    for level in graph.levels():
+        row = []
+        for node_id in level:
+            data = graph.nodes[node_id].get("data") or {}
+            step = latest.get(node_id)
+            row.append(
+                {
+                    "id": node_id,
+                    "type": graph.node_type(node_id),
+                    "label": data.get("label") or "",
+                    "status": step.status if step else "not started",
+                    "parents": graph.parents(node_id),
+                }
+            )
+        levels.append(row)
+    return levels
+
+
+def state_context(run: Run) -> dict:
+    """Everything the state partials need (one query for the steps)."""
+    steps = list(run.steps.order_by("created_at", "id"))
+    graph = _graph(run)
+    status = RunStatus(run.status)
+    return {
+        "run": run,
+        "steps": steps,
+        "approvals": waiting_approvals(steps),
+        "can_cancel": not status.is_finished,
+        "can_retry": status == RunStatus.FAILED,
+        "bars": waterfall(run, steps, graph),
+        "levels": graph_levels(steps, graph),
+    }
+
+
+STATE_PARTIALS = {
+    "run-header": "_run_header.html",
+    "run-actions": "_run_actions.html",
+    "run-waterfall": "_waterfall.html",
+    "run-graph": "_graph.html",
+    "run-context": "_run_context.html",
+}
+
+
+def state_fragments(run: Run, *, csrf_token: str = "") -> tuple[dict[str, str], list[StepRun]]:
+    """The out-of-band fragments of the run's current state keyed by DOM id (header,
+    actions, waterfall, graph, context), and the run's step rows (see `step_row`)."""
+    context = {**state_context(run), "oob": "true", "csrf_token": csrf_token}
+    fragments = {
+        dom_id: render_to_string(f"{PARTIALS}/{name}", context)
+        for dom_id, name in STATE_PARTIALS.items()
+    }
+    return fragments, context["steps"]
+
+
+def steps_body(steps: list[StepRun]) -> str:
+    """The whole step table body, replacing the page's (on connect)."""
+    return render_to_string(f"{PARTIALS}/_steps_body.html", {"steps": steps, "oob": "true"})
+
+
+def step_row(step: StepRun, *, oob: str = "") -> str:
+    return render_to_string(f"{PARTIALS}/_step_row.html", {"step": step, "oob": oob})
+
+
+def timeline_entry(envelope: dict) -> str:
+    return render_to_string(f"{PARTIALS}/_timeline_entry.html", {"event": envelope})

@@ -1,0 +1,189 @@
+"""The run page in a real browser (Debian's Chromium through Playwright): it follows a run
+live, approves a waiting step, and catches up after a dropped socket. Skipped when
+Chromium or Playwright is missing, or the test database is in memory."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from engine.statuses import RunStatus
+from runs import lifecycle
+from runs.models import Run
+from runs.tests.conftest import edge, node
+from runs.tests.test_worker import ROOT, _database_url
+
+CHROMIUM = Path("/usr/bin/chromium")
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(transactional_db, tmp_path):
+    """`manage.py serve` (daphne + the embedded worker, in-memory layer) on the test database."""
+    if settings.DATABASES["default"]["NAME"].startswith("file:memory"):
+        pytest.skip("needs a database file another process can open")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "REDIS_URL": "",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "FLOWMATRX_VAR_DIR": str(tmp_path),
+    }
+    with open(tmp_path / "serve.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--no-migrate", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail((tmp_path / "serve.log").read_text())
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def browser_page(server, client, bob):
+    client.force_login(bob)
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        context = browser.new_context(base_url=server)
+        context.add_cookies(
+            [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": server}]
+        )
+        page = context.new_page()
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()
+
+
+def off_loop(fn, *args, **kwargs):
+    """Run a database call in a thread: Playwright's sync API keeps an event loop running in
+    this one, and Django refuses sync queries there."""
+
+    def call():
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(call).result()
+
+
+def fresh(run):
+    return off_loop(Run.objects.get, pk=run.pk)
+
+
+def timeline_seqs(page) -> list[int]:
+    return [
+        int(s)
+        for s in page.eval_on_selector_all(
+            "#timeline > li[data-seq]", "els => els.map(e => e.dataset.seq)"
+        )
+    ]
+
+
+@pytest.fixture
+def approval(make_run):
+    return make_run(
+        [
+            node("ask", "wait_for_approval", {"prompt": "Ship it?"}),
+            node("after", "transform", {"mapping": {"approved": "{{ ask.approved }}"}}),
+        ],
+        [edge("ask", "after")],
+    )
+
+
+@pytest.fixture
+def approval_then_delays(make_run):
+    return make_run(
+        [
+            node("ask", "wait_for_approval", {}),
+            node("d1", "delay", {"seconds": 0.3}),
+            node("d2", "delay", {"seconds": 0.3}),
+        ],
+        [edge("ask", "d1"), edge("d1", "d2")],
+    )
+
+
+def test_it_approves_in_the_browser_and_watches_the_run_finish(approval, browser_page):
+    run = approval
+    page = browser_page
+    page.goto(f"/runs/{run.pk}/")
+    expect = playwright_api.expect
+    expect(page.locator("#run-live")).to_have_text("live")
+    expect(page.get_by_role("button", name="Approve")).to_be_visible(timeout=15_000)
+    page.fill("input[name=comment]", "looks good")
+    page.get_by_role("button", name="Approve").click()
+    expect(page.locator("[data-run-status]")).to_have_text("completed", timeout=15_000)
+    expect(page.locator('tr[data-step-id="after"] .status')).to_have_text("completed")
+    run = fresh(run)
+    assert run.status == RunStatus.COMPLETED
+    assert timeline_seqs(page) == list(range(1, run.last_seq + 1))
+    assert re.search(r"run\.completed", page.locator("#timeline").inner_text())
+
+
+def test_a_dropped_socket_catches_up_after_reconnecting(approval_then_delays, browser_page):
+    run = approval_then_delays
+    page = browser_page
+    page.goto(f"/runs/{run.pk}/")
+    expect = playwright_api.expect
+    expect(page.locator("#run-live")).to_have_text("live")
+    expect(page.get_by_role("button", name="Approve")).to_be_visible(timeout=15_000)
+    # Drop the socket as a network failure would (code 1006), and come back 2 s later.
+    page.evaluate(
+        """() => {
+        htmx.config.wsReconnectDelay = () => 2000;
+        const socket = htmx.find('#run-page')['htmx-internal-data'].webSocket.socket;
+        const onclose = socket.onclose;
+        socket.onclose = null;
+        socket.close();
+        onclose({code: 1006});
+    }"""
+    )
+    expect(page.locator("#run-live")).to_have_text("reconnecting…")
+    off_loop(lifecycle.resume, run.pk, "ask", {"approved": True}, decided_by="bob")
+    expect(page.locator("[data-run-status]")).to_have_text("completed", timeout=15_000)
+    expect(page.locator("#run-live")).to_have_text("live")
+    run = fresh(run)
+    assert run.status == RunStatus.COMPLETED
+    assert timeline_seqs(page) == list(range(1, run.last_seq + 1))
+    expect(page.locator('tr[data-step-id="d2"] .status')).to_have_text("completed")
