@@ -333,7 +333,9 @@ class Worker:
             name = f"{name}:{name_suffix}"
         options = {
             "lease_seconds": settings.FLOWMATRX_LEASE_SECONDS,
-            "poll_seconds": 5.0 if connection.vendor == "postgresql" else 1.0,
+            # SQLite has no NOTIFY: workers in other processes only learn of new runs by
+            # polling, which costs one local query.
+            "poll_seconds": 5.0 if connection.vendor == "postgresql" else 0.25,
         }
         options.update(overrides)
         return cls(name, **options)
