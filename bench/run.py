@@ -10,7 +10,7 @@ W3  200 runs of a 3-step chain, created as fast as the ORM allows, executed by 1
     `manage.py worker` processes                                            -> runs per second
 W4  3 steps with a durable 1 s delay in the middle                          -> ms above 1 s
 
-PostgreSQL: a fresh database `flowmatrx_bench` on BENCH_PG_URL (default
+PostgreSQL: a fresh database `flowmatrx_bench` (BENCH_PG_DB) on BENCH_PG_URL (default
 postgres://postgres@127.0.0.1:5432). SQLite: a fresh file in a temporary folder.
 Figures are medians over the repeats.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
-PG_DB = "flowmatrx_bench"
+PG_DB = os.environ.get("BENCH_PG_DB", "flowmatrx_bench")
 
 
 # -- definitions ------------------------------------------------------------------------------
