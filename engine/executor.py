@@ -231,12 +231,18 @@ class Executor:
         elif self.status == RunStatus.PAUSED:
             self.status = RunStatus.RUNNING
             self.batch.run.update(status=RunStatus.RUNNING, wake_at=None)
-            resumed = next(
-                (r.step_id for r in self.steps.values() if r.status == StepStatus.WAITING), None
-            )
+            waiting = [r for r in self.steps.values() if r.status == StepStatus.WAITING]
+            # A resume (approval, event) delivered while the run waited for a concurrency
+            # slot (runs/lifecycle.py `resume`), or a timer.
+            decided = next((r.step_id for r in waiting if r.resume_data is not None), None)
+            resumed = decided or next((r.step_id for r in waiting), None)
             self._emit(
                 EventType.RUN_RESUMED,
-                {"status": RunStatus.RUNNING, "resumed_step_id": resumed, "reason": "timer"},
+                {
+                    "status": RunStatus.RUNNING,
+                    "resumed_step_id": resumed,
+                    "reason": "resumed" if decided else "timer",
+                },
             )
         else:
             self.batch.run["wake_at"] = None

@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from flowmatrx import views
 from flowmatrx.api import api
+from runs import events_views
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
@@ -13,6 +14,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("workflows/", include("workflows.urls")),
     path("runs/", include("runs.urls")),
+    path("events/", events_views.event_list, name="events"),
     path("hooks/", include("triggers.urls")),
     path("api/v1/", api.urls),
 ]

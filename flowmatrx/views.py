@@ -3,9 +3,23 @@ from django.db import connection
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
 
-from engine.statuses import RunStatus
-from runs.models import Run
+from engine.statuses import RunStatus, StepStatus, WaitingFor
+from runs.models import Run, StepRun
 from workflows.models import Workflow
+
+
+def waiting_approvals(limit: int = 20):
+    """Steps of live runs waiting for an approval nobody has given yet, oldest first."""
+    return (
+        StepRun.objects.filter(
+            status=StepStatus.WAITING,
+            waiting_for=WaitingFor.APPROVAL,
+            resume_data__isnull=True,
+            run__status__in=[RunStatus.PAUSED, RunStatus.RUNNING],
+        )
+        .select_related("run__workflow")
+        .order_by("started_at", "created_at")[:limit]
+    )
 
 
 @login_required
@@ -14,6 +28,7 @@ def dashboard(request):
     context = {
         "recent_runs": runs.order_by("-created_at")[:10],
         "failed_runs": runs.filter(status=RunStatus.FAILED).order_by("-created_at")[:5],
+        "approvals": waiting_approvals(),
         "counts": Run.objects.status_counts(),
         "workflow_count": Workflow.objects.latest_versions().count(),
     }

@@ -42,8 +42,11 @@ Decided when a worker claims (runs/worker.py):
   (CLAIM_LOCK) on PostgreSQL, counting the slots inside that lock: two workers can never
   both fill the last slot. Excess runs wait in priority, then creation order. When a
   limited run leaves a worker, the worker wakes all workers to fill the freed slot.
-  Known gap: resuming a paused run (approval, event) makes it running at once, so a bucket
-  that filled up meanwhile can exceed its limit by the resumed runs.
+  Resuming a paused limited run (approval, event: `lifecycle.resume`) does not make it
+  running: it stays `paused` with `wake_at` set (a `run.paused` event says it waits for a
+  slot), which makes it a candidate of the limited claim like a pending run; the executor
+  marks it resumed when it is claimed. A limited run due but without a slot is not counted
+  as a timer by the workers' next-wakeup (they are woken when a slot frees instead).
 """
 
 from __future__ import annotations

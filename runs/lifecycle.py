@@ -123,7 +123,25 @@ def resume(run_id, step_id: str, data: dict, *, decided_by: str | None = None) -
         step.resume_data = data
         step.save(update_fields=["resume_data"])
         events = []
-        if run.status == RunStatus.PAUSED:
+        if run.status == RunStatus.PAUSED and run.concurrency_limit is not None:
+            # A limited run needs a free slot of its bucket to run again: it stays paused,
+            # made claimable (wake_at), and the worker's limited claim picks it up when a
+            # slot is free (runs/flowcontrol.py); the executor then marks it resumed.
+            events = eventlog.append(
+                run.pk,
+                [
+                    NewEvent(
+                        EventType.RUN_PAUSED,
+                        {
+                            "status": RunStatus.PAUSED,
+                            "resumed_step_id": step_id,
+                            "reason": "resumed: waiting for a concurrency slot",
+                        },
+                    )
+                ],
+                wake_at=eventlog.db_now(),
+            )
+        elif run.status == RunStatus.PAUSED:
             events = eventlog.append(
                 run.pk,
                 [

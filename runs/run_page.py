@@ -53,6 +53,17 @@ def waiting_approvals(steps: list[StepRun]) -> list[StepRun]:
     ]
 
 
+def waiting_events(steps: list[StepRun]) -> list[StepRun]:
+    """Steps waiting for an event nobody has delivered yet (the run page's resume form)."""
+    return [
+        step
+        for step in latest_attempts(steps).values()
+        if step.status == StepStatus.WAITING
+        and step.waiting_for == WaitingFor.EVENT
+        and step.resume_data is None
+    ]
+
+
 def _graph(run: Run) -> Graph | None:
     try:
         graph = Graph.from_definition(run.workflow.definition or {})
@@ -137,6 +148,7 @@ def state_context(run: Run) -> dict:
         "run": run,
         "steps": steps,
         "approvals": waiting_approvals(steps),
+        "event_waits": waiting_events(steps),
         "can_cancel": not status.is_finished,
         "can_retry": status == RunStatus.FAILED,
         "bars": waterfall(run, steps, graph),

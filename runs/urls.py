@@ -9,4 +9,5 @@ urlpatterns = [
     path("<uuid:run_id>/cancel", views.cancel_run, name="cancel"),
     path("<uuid:run_id>/retry", views.retry_run, name="retry"),
     path("<uuid:run_id>/decide", views.decide, name="decide"),
+    path("<uuid:run_id>/resume", views.resume_event, name="resume"),
 ]

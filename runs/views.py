@@ -1,3 +1,6 @@
+import json
+from datetime import UTC, datetime
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -7,9 +10,9 @@ from django.template.response import TemplateResponse
 from django.views.decorators.http import require_POST
 
 from engine.errors import StateConflict
-from engine.statuses import RunStatus
+from engine.statuses import RunStatus, WaitingFor
 from runs import lifecycle, run_page
-from runs.models import Run
+from runs.models import Run, StepRun
 
 
 @login_required
@@ -77,3 +80,35 @@ def decide(request, run_id):
         run_id,
         lambda: lifecycle.resume(run_id, step_id, data, decided_by=request.user.get_username()),
     )
+
+
+def _resume_with_event(run_id, step_id: str, data) -> None:
+    """Deliver `data` to a step waiting for an event, shaped as `runs.events` delivers a real
+    event (what `wait_for_event` gives the context as the step's output)."""
+    step = StepRun.objects.filter(run_id=run_id, step_id=step_id).order_by("-attempt").first()
+    if step is None or step.waiting_for != WaitingFor.EVENT:
+        raise StateConflict(f"step {step_id!r} is not waiting for an event")
+    config = step.input if isinstance(step.input, dict) else {}
+    received_at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    event = {"name": config.get("event_name"), "data": data, "id": None}
+    lifecycle.resume(run_id, step_id, {**event, "received_at": received_at})
+
+
+@login_required
+@require_POST
+def resume_event(request, run_id):
+    """Resume a step waiting for an event with the JSON data typed on the run page."""
+    step_id = request.POST.get("step_id", "")
+    text = request.POST.get("data", "").strip() or "null"
+    try:
+        data = json.loads(text)
+    except ValueError as error:
+        data, problem = None, f"the event data is not valid JSON: {error}"
+    else:
+        problem = "" if step_id else "a step_id is needed"
+    if problem:
+        if request.htmx:
+            return HttpResponse(problem, status=400, content_type="text/plain")
+        messages.error(request, problem)
+        return redirect("runs:detail", run_id)
+    return _acted(request, run_id, lambda: _resume_with_event(run_id, step_id, data))

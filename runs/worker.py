@@ -107,7 +107,8 @@ UNION ALL
 SELECT NULL, NULL, EXTRACT(EPOCH FROM LEAST(
     (SELECT min(wake_at) FROM runs_run
       WHERE (status IN ('pending', 'running') OR (status = 'paused' AND wake_at IS NOT NULL))
-        AND wake_at IS NOT NULL AND lease_expires_at IS NULL),
+        AND wake_at IS NOT NULL AND lease_expires_at IS NULL
+        AND (concurrency_limit IS NULL OR wake_at > clock_timestamp())),
     (SELECT min(lease_expires_at) FROM runs_run
       WHERE (status IN ('pending', 'running') OR (status = 'paused' AND wake_at IS NOT NULL))
         AND lease_expires_at IS NOT NULL)
@@ -116,7 +117,9 @@ EXISTS (SELECT 1 FROM runs_run WHERE {_LIMITED_CLAIMABLE})
 """
 """The claim and `next_wakeup_seconds` in one round trip. The second part reads the
 snapshot from before the claim, so a due timer it just claimed can show as "now": the
-worker then looks once more and finds nothing, which is harmless. The last column says
+worker then looks once more and finds nothing, which is harmless. A concurrency-limited run
+whose time has come but that has no slot (a resumed or throttled one) is not a timer: the
+worker that frees a slot wakes every worker (else the loop would spin on it). The last column says
 whether concurrency-limited runs may be claimable: only then is PG_CLAIM_LIMITED run."""
 
 
@@ -246,6 +249,7 @@ def next_wakeup_seconds(default: float) -> float:
     candidates = Run.objects.filter(CLAIMABLE)
     wake = (
         candidates.filter(wake_at__isnull=False, lease_expires_at__isnull=True)
+        .filter(Q(concurrency_limit__isnull=True) | Q(wake_at__gt=now))
         .order_by("wake_at")
         .values_list("wake_at", flat=True)
         .first()

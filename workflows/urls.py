@@ -6,4 +6,10 @@ app_name = "workflows"
 urlpatterns = [
     path("", views.workflow_list, name="list"),
     path("<uuid:workflow_id>/", views.workflow_detail, name="detail"),
+    path("<uuid:workflow_id>/run", views.run_workflow, name="run"),
+    path(
+        "<uuid:workflow_id>/schedules/<int:schedule_id>/toggle",
+        views.toggle_schedule,
+        name="toggle_schedule",
+    ),
 ]

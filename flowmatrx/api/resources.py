@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from flowmatrx.api.errors import definition_errors
 from runs.models import Event, Run, RunEvent, StepRun
+from triggers.webhooks import webhook_url
 from workflows.models import Workflow
 
 
@@ -18,7 +19,9 @@ def _username(user) -> str | None:
     return user.get_username() if user is not None else None
 
 
-def workflow_resource(workflow: Workflow, *, with_errors: bool = True) -> dict:
+def workflow_resource(workflow: Workflow, *, with_errors: bool = True, request=None) -> dict:
+    """`webhook_url` is absolute with `request`, null when this version has no webhook
+    trigger."""
     return {
         "id": str(workflow.id),
         "lineage_id": str(workflow.lineage),
@@ -33,6 +36,7 @@ def workflow_resource(workflow: Workflow, *, with_errors: bool = True) -> dict:
         "updated_at": iso(workflow.updated_at),
         "published_at": iso(workflow.published_at),
         "errors": definition_errors(workflow.validate()) if with_errors else None,
+        "webhook_url": webhook_url(workflow, request),
     }
 
 

@@ -171,6 +171,10 @@ class WorkflowOut(Schema):
     errors: list[ErrorItem] | None = Field(
         description="Validation problems of the definition (null in lists)."
     )
+    webhook_url: str | None = Field(
+        description="`POST` here to start a run (the same for every version); null when "
+        "this version has no webhook trigger.",
+    )
 
 
 class WorkflowPage(Schema):

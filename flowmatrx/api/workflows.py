@@ -64,7 +64,7 @@ def list_workflows(
     if q and q.strip():
         queryset = queryset.filter(name__icontains=q.strip())
     rows, next_cursor = paginate(queryset, limit=limit, cursor=cursor)
-    items = [workflow_resource(w, with_errors=False) for w in rows]
+    items = [workflow_resource(w, with_errors=False, request=request) for w in rows]
     return {"items": items, "next_cursor": next_cursor}
 
 
@@ -86,14 +86,14 @@ def create_workflow(
             input_schema=payload.input_schema,
             created_by=request.auth.user,
         )
-        return workflow_resource(workflow)
+        return workflow_resource(workflow, request=request)
 
     return idempotent(request, response, key, payload, create)
 
 
 @router.get("/workflows/{workflow_id}", response={200: WorkflowOut, **error_responses(404)})
 def get_workflow(request, workflow_id: str):
-    return workflow_resource(_load(workflow_id))
+    return workflow_resource(_load(workflow_id), request=request)
 
 
 @router.put(
@@ -113,7 +113,7 @@ def update_workflow(request, workflow_id: str, payload: WorkflowUpdateIn):
         for field, value in changes.items():
             setattr(workflow, field, value)
         workflow.save()
-    return workflow_resource(workflow)
+    return workflow_resource(workflow, request=request)
 
 
 @router.delete(
@@ -140,7 +140,7 @@ def publish_workflow(request, workflow_id: str):
     """Validate the draft and freeze it as its version (422 lists every problem)."""
     with transaction.atomic():
         workflow = _load(workflow_id, for_update=True).publish()
-    return workflow_resource(workflow)
+    return workflow_resource(workflow, request=request)
 
 
 @router.post(
@@ -171,7 +171,7 @@ def duplicate_workflow(
     def create():
         name = payload.name if payload is not None else None
         copy = workflow.duplicate(created_by=request.auth.user, name=name)
-        return workflow_resource(copy)
+        return workflow_resource(copy, request=request)
 
     return idempotent(request, response, key, payload, create)
 
@@ -187,7 +187,9 @@ def new_version(request, workflow_id: str, response: HttpResponse, key: Idempote
     workflow = _load(workflow_id)
 
     def create():
-        return workflow_resource(workflow.new_version(created_by=request.auth.user))
+        return workflow_resource(
+            workflow.new_version(created_by=request.auth.user), request=request
+        )
 
     return idempotent(request, response, key, None, create)
 
@@ -201,7 +203,7 @@ def archive_workflow(request, workflow_id: str):
     """Stop a published version's triggers; its runs stay."""
     with transaction.atomic():
         workflow = _load(workflow_id, for_update=True).archive()
-    return workflow_resource(workflow)
+    return workflow_resource(workflow, request=request)
 
 
 @router.get(
@@ -213,7 +215,7 @@ def list_versions(request, workflow_id: str):
     workflow = _load(workflow_id)
     versions = workflows.versions_of(workflow.lineage)
     return {
-        "items": [workflow_resource(w, with_errors=False) for w in versions],
+        "items": [workflow_resource(w, with_errors=False, request=request) for w in versions],
         "next_cursor": None,
     }
 

@@ -364,3 +364,78 @@ def test_valid_flow_control_settings_pass():
     }
     definition = {"nodes": [node("a", "transform", {"mapping": {}})], "edges": []}
     assert validate_definition({**definition, "settings": flow_settings}) == []
+
+
+# -- resuming a paused run under a concurrency limit ----------------------------------------------
+
+
+def _approval_flow(flow_workflow, settings):
+    return flow_workflow(
+        settings,
+        nodes=[node("ask", "wait_for_approval", {"prompt": "Go?"})],
+    )
+
+
+def test_a_resumed_run_waits_for_a_slot_of_its_full_bucket(flow_workflow, drive):
+    from runs.worker import next_wakeup_seconds
+
+    wf = _approval_flow(flow_workflow, {"concurrency": {"limit": 1}})
+    paused = drive(lifecycle.start_run(wf, {}))
+    assert paused.status == RunStatus.PAUSED  # parked: its slot is free again
+    other = lifecycle.start_run(wf, {})
+    assert [run_id for run_id, _ in claim_runs("w1", 10, 30)] == [str(other.pk)]
+
+    resumed = lifecycle.resume(paused.pk, "ask", {"approved": True}, decided_by="bob")
+    assert resumed.status == RunStatus.PAUSED and resumed.wake_at is not None
+    last = resumed.events.order_by("-seq").first()
+    assert last.event_type == EventType.RUN_PAUSED
+    assert last.payload["reason"] == "resumed: waiting for a concurrency slot"
+    assert claim_runs("w2", 10, 30) == []  # the bucket is full: it waits
+    # Waiting for a slot is not a timer: the workers do not spin on it.
+    assert next_wakeup_seconds(5.0) > 1.0
+    if connection.vendor == "postgresql":
+        assert claim_and_next_wakeup("w2", 10, 30, 5.0) == ([], 5.0)
+
+    Run.objects.filter(pk=other.pk).update(status=RunStatus.COMPLETED)  # the slot frees
+    done = drive(resumed)
+    assert done.status == RunStatus.COMPLETED and done.context["ask"]["approved"] is True
+    [event] = done.events.filter(event_type=EventType.RUN_RESUMED)
+    assert event.payload == {
+        "status": RunStatus.RUNNING,
+        "resumed_step_id": "ask",
+        "reason": "resumed",
+    }
+
+
+def test_a_resumed_run_with_a_free_slot_is_claimed_at_once(flow_workflow, drive):
+    wf = _approval_flow(flow_workflow, {"concurrency": {"limit": 2, "key": "{{ input.k }}"}})
+    first = drive(lifecycle.start_run(wf, {"k": "a"}))
+    busy = lifecycle.start_run(wf, {"k": "b"})
+    assert [run_id for run_id, _ in claim_runs("w1", 10, 30)] == [str(busy.pk)]
+    lifecycle.resume(first.pk, "ask", {"approved": False, "comment": "no"}, decided_by="bob")
+    limited = set()
+    assert [run_id for run_id, _ in claim_runs("w2", 10, 30, limited)] == [str(first.pk)]
+    assert limited == {str(first.pk)}
+
+
+def test_queued_runs_and_a_resumed_one_share_the_limit(flow_workflow, drive):
+    wf = _approval_flow(flow_workflow, {"concurrency": {"limit": 1}})
+    paused = drive(lifecycle.start_run(wf, {}))
+    queued = [lifecycle.start_run(wf, {"i": i}) for i in range(2)]
+    lifecycle.resume(paused.pk, "ask", {"approved": True}, decided_by="bob")
+    # One slot: exactly one of the three is claimed, the resumed one first (oldest).
+    assert [run_id for run_id, _ in claim_runs("w1", 10, 30)] == [str(paused.pk)]
+    assert claim_runs("w2", 10, 30) == []
+    assert {r.status for r in Run.objects.filter(pk__in=[q.pk for q in queued])} == {
+        RunStatus.PENDING
+    }
+
+
+def test_resuming_an_unlimited_run_still_makes_it_running_at_once(flow_workflow, drive):
+    wf = _approval_flow(flow_workflow, {"rate_limit": {"limit": 10, "period_seconds": 60}})
+    paused = drive(lifecycle.start_run(wf, {}))
+    assert paused.concurrency_limit is None
+    resumed = lifecycle.resume(paused.pk, "ask", {"approved": True}, decided_by="bob")
+    assert resumed.status == RunStatus.RUNNING and resumed.wake_at is None
+    assert resumed.events.order_by("-seq").first().payload["reason"] == "resumed"
+    assert drive(resumed).status == RunStatus.COMPLETED

@@ -197,3 +197,69 @@ def test_actions_need_the_csrf_token(bob, paused):
 
 def test_actions_are_only_posts(signed_in, paused):
     assert signed_in.get(reverse("runs:cancel", args=[paused.pk])).status_code == 405
+
+
+@pytest.fixture
+def waiting_event(make_run, drive):
+    run = drive(
+        make_run(
+            [
+                node("paid", "wait_for_event", {"event_name": "order.paid"}),
+                node("after", "transform", {"mapping": {"order": "{{ paid.data.order_id }}"}}),
+            ],
+            [edge("paid", "after")],
+        )
+    )
+    assert run.status == RunStatus.PAUSED
+    return run
+
+
+def test_it_shows_a_resume_form_only_for_a_waiting_event_step(signed_in, waiting_event, paused):
+    html = page(signed_in, waiting_event)
+    assert buttons(html) == {"Resume with event", "Cancel run"}
+    assert "<code>order.paid</code>" in html and 'name="data"' in html
+    assert "Resume with event" not in page(signed_in, paused)
+
+
+def test_resuming_delivers_the_event_data_as_a_real_event_would(signed_in, waiting_event, drive):
+    url = reverse("runs:resume", args=[waiting_event.pk])
+    response = signed_in.post(url, {"step_id": "paid", "data": '{"order_id": 42}'})
+    assert response.status_code == 302
+    resume_data = waiting_event.steps.get(step_id="paid").resume_data
+    assert resume_data["name"] == "order.paid"
+    assert resume_data["data"] == {"order_id": 42}
+    assert resume_data["received_at"].endswith("Z")
+    run = drive(waiting_event)
+    assert run.status == RunStatus.COMPLETED
+    assert run.context["after"] == {"order": 42}
+    assert "Resume with event" not in page(signed_in, run)
+
+
+def test_resuming_needs_valid_json(signed_in, waiting_event):
+    url = reverse("runs:resume", args=[waiting_event.pk])
+    response = signed_in.post(url, {"step_id": "paid", "data": "{nope"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 400
+    assert "not valid JSON" in response.content.decode()
+    response = signed_in.post(url, {"step_id": "paid", "data": "{nope"}, follow=True)
+    assert "not valid JSON" in response.content.decode()
+    assert waiting_event.steps.get(step_id="paid").resume_data is None
+
+
+def test_resuming_an_approval_or_a_resumed_step_as_an_event_is_refused(
+    signed_in, waiting_event, paused
+):
+    url = reverse("runs:resume", args=[paused.pk])
+    response = signed_in.post(url, {"step_id": "ask", "data": "{}"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 409
+    assert paused.steps.get(step_id="ask").resume_data is None
+    url = reverse("runs:resume", args=[waiting_event.pk])
+    assert signed_in.post(url, {"step_id": "paid", "data": "1"}).status_code == 302
+    response = signed_in.post(url, {"step_id": "paid", "data": "2"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 409
+    assert waiting_event.steps.get(step_id="paid").resume_data["data"] == 1
+
+
+def test_resuming_needs_a_sign_in(client, waiting_event):
+    response = client.post(reverse("runs:resume", args=[waiting_event.pk]), {"step_id": "paid"})
+    assert response["Location"].startswith("/accounts/login/")
+    assert waiting_event.steps.get(step_id="paid").resume_data is None

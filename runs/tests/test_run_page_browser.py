@@ -16,11 +16,12 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from engine.statuses import RunStatus
+from engine.statuses import RunStatus, WorkflowStatus
 from runs import lifecycle
 from runs.models import Run
 from runs.tests.conftest import edge, node
 from runs.tests.test_worker import ROOT, _database_url
+from workflows.models import Workflow
 
 CHROMIUM = Path("/usr/bin/chromium")
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -187,3 +188,57 @@ def test_a_dropped_socket_catches_up_after_reconnecting(approval_then_delays, br
     assert run.status == RunStatus.COMPLETED
     assert timeline_seqs(page) == list(range(1, run.last_seq + 1))
     expect(page.locator('tr[data-step-id="d2"] .status')).to_have_text("completed")
+
+
+@pytest.fixture
+def greeting_with_delays(transactional_db, alice):
+    return Workflow.objects.create(
+        name="Greeting",
+        definition={
+            "nodes": [
+                node("greet", "transform", {"mapping": {"text": "hi {{ input.name }}"}}),
+                node("d1", "delay", {"seconds": 1.5}),
+                node("shout", "transform", {"mapping": {"text": "{{ greet.text }}!"}}),
+            ],
+            "edges": [edge("greet", "d1"), edge("d1", "shout")],
+            "settings": {},
+        },
+        input_schema={
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": {"type": "string"}},
+        },
+        status=WorkflowStatus.PUBLISHED,
+        created_by=alice,
+    )
+
+
+def test_it_starts_a_run_from_the_workflow_page_and_watches_it_finish(
+    greeting_with_delays, browser_page
+):
+    workflow = greeting_with_delays
+    page = browser_page
+    page.goto(f"/workflows/{workflow.pk}/")
+    expect = playwright_api.expect
+    page.fill("input[name=input-name]", "Ada")
+    page.get_by_role("button", name="Run", exact=True).click()
+    page.wait_for_url(re.compile(r"/runs/[0-9a-f-]+/$"))
+    expect(page.locator("#run-live")).to_have_text("live")
+    # Anything set on this window is lost by a reload: it proves the page was live-updated.
+    page.evaluate("() => { window.notReloaded = true; }")
+    # The delay keeps the run going well past the page load, so the rest arrives live.
+    assert page.locator('tr[data-step-id="shout"] .status').count() == 0 or (
+        page.locator('tr[data-step-id="shout"] .status').inner_text() != "completed"
+    )
+    expect(page.locator('tr[data-step-id="shout"] .status')).to_have_text(
+        "completed", timeout=15_000
+    )
+    expect(page.locator("[data-run-status]")).to_have_text("completed")
+    for step_id in ("greet", "d1"):
+        expect(page.locator(f'tr[data-step-id="{step_id}"] .status')).to_have_text("completed")
+    assert page.evaluate("() => window.notReloaded") is True
+    run = off_loop(Run.objects.get, workflow_id=workflow.pk)
+    assert page.url.endswith(f"/runs/{run.pk}/")
+    assert run.input == {"name": "Ada"}
+    assert run.status == RunStatus.COMPLETED
+    assert timeline_seqs(page) == list(range(1, run.last_seq + 1))

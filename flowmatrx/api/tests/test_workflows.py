@@ -270,3 +270,20 @@ def test_deleting_a_draft_removes_it_with_its_test_runs(api, alice, workflow):
 def test_deleting_a_published_version_is_409(api, published):
     assert_error(api.delete(f"/workflows/{published.id}"), 409)
     assert Workflow.objects.filter(pk=published.pk).exists()
+
+
+def test_the_workflow_resource_carries_its_webhook_url(api, workflow, linear_definition):
+    assert api.get(f"/workflows/{workflow.id}").json()["webhook_url"] is None
+    definition = {**linear_definition, "settings": {"triggers": [{"type": "webhook"}]}}
+    body = api.put(f"/workflows/{workflow.id}", {"definition": definition}).json()
+    url = body["webhook_url"]
+    assert url.startswith("http://testserver/hooks/") and len(url.rsplit("/", 1)[1]) >= 40
+    published = api.post(f"/workflows/{workflow.id}/publish").json()
+    assert published["webhook_url"] == url
+    draft = api.post(f"/workflows/{workflow.id}/new_version").json()
+    assert draft["webhook_url"] == url, "the token is the same for every version"
+    listed = api.get("/workflows").json()["items"]
+    assert [w["webhook_url"] for w in listed] == [url]
+    versions = api.get(f"/workflows/{workflow.id}/versions").json()["items"]
+    assert [w["webhook_url"] for w in versions] == [url, url]
+    assert api.post("/workflows", {"name": "Plain"}).json()["webhook_url"] is None

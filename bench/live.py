@@ -1,0 +1,361 @@
+"""Live-view benchmark: how fast a committed event reaches WebSocket clients, and how long
+the run page takes to render a long run.
+
+    .venv/bin/python bench/live.py
+    .venv/bin/python bench/live.py --events 300 --subscribers 1 100
+
+L1  event committed -> JSON received, through the Redis channel layer (REDIS_URL), by real
+    WebSocket clients of `WS /ws/runs/<id>` served by daphne (`manage.py serve --no-worker`
+    in a subprocess), with 1 and with 100 subscribers            -> p50 / p99 ms
+    Each event is appended with `runs.eventlog.append` inside a transaction; the clock starts
+    when the commit returns, then the event is published as the store does (after commit).
+L2  the run page's server render (view + template, all queries) for a run with 1,000 events
+    and 333 steps                                                 -> median ms
+
+PostgreSQL: a fresh database `flowmatrx_live_bench` (BENCH_PG_DB) on BENCH_PG_URL (default
+postgres://postgres@127.0.0.1:5432). Redis: BENCH_REDIS_URL (default redis://127.0.0.1:6379/7).
+"""
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_SERVER = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
+PG_DB = os.environ.get("BENCH_PG_DB", "flowmatrx_live_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+# -- a minimal WebSocket client (RFC 6455, text frames only) -------------------------------------
+
+
+class Client:
+    """A real TCP WebSocket client: enough of RFC 6455 to read the server's text frames."""
+
+    def __init__(self, reader, writer):
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def connect(cls, port: int, path: str) -> "Client":
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            (
+                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+            raise RuntimeError(f"handshake refused: {head!r}")
+        return cls(reader, writer)
+
+    async def receive(self) -> dict:
+        message = b""
+        while True:
+            first, second = await self.reader.readexactly(2)
+            length = second & 0x7F
+            if length == 126:
+                (length,) = struct.unpack("!H", await self.reader.readexactly(2))
+            elif length == 127:
+                (length,) = struct.unpack("!Q", await self.reader.readexactly(8))
+            payload = await self.reader.readexactly(length)
+            opcode = first & 0x0F
+            if opcode == 0x8:
+                raise ConnectionError(f"closed by the server: {payload!r}")
+            if opcode in (0x1, 0x0):
+                message += payload
+                if first & 0x80:
+                    return json.loads(message)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+# -- the measurements (one Django process) -----------------------------------------------------
+
+
+def setup_data():
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import ApiKey
+    from engine.statuses import RunStatus, WorkflowStatus
+    from runs.models import Run
+    from workflows.models import Workflow
+
+    user = get_user_model().objects.create_user("bench", password="x")
+    _, token = ApiKey.create(user, name="bench")
+    workflow = Workflow.objects.create(
+        name="Live", definition={"nodes": [], "edges": []}, status=WorkflowStatus.PUBLISHED
+    )
+    # Paused without a wake-up time: nothing but this benchmark writes to it.
+    run = Run.objects.create(workflow=workflow, status=RunStatus.PAUSED)
+    return user, token, run
+
+
+def commit_one(run_id, n: int):
+    from django.db import transaction
+
+    from engine.events import NewEvent
+    from engine.statuses import EventType
+    from runs import eventlog
+
+    with transaction.atomic():
+        events = eventlog.append(
+            run_id,
+            [NewEvent(EventType.CONTEXT_UPDATED, {"step_id": "s", "keys": [f"k{n}"]}, "s")],
+        )
+    return events, time.perf_counter()
+
+
+async def latency_per_client(
+    port: int, token: str, run_id, subscribers: int, count: int, extra: dict
+) -> list[float]:
+    """Per-client arrival times: every client's receive time for every event."""
+    from channels.db import database_sync_to_async
+
+    from runs import eventlog
+
+    path = f"/ws/runs/{run_id}?token={token}"
+    clients = await asyncio.gather(*(Client.connect(port, path) for _ in range(subscribers)))
+    for client in clients:  # after the snapshot, the consumer has joined the run's group
+        assert (await client.receive())["type"] == "snapshot"
+
+    async def arrival(client, seq):
+        message = await client.receive()
+        assert message["type"] == "event" and message["seq"] == seq, message
+        return time.perf_counter()
+
+    commit = database_sync_to_async(commit_one)
+    samples: list[float] = []
+    try:
+        for n in range(count + 5):
+            events, committed = await commit(run_id, n)
+            waiting = asyncio.gather(*(arrival(c, events[0].seq) for c in clients))
+            await eventlog.publish(run_id, events)
+            published = time.perf_counter()
+            arrivals = await waiting
+            if n >= 5:  # warm-up
+                samples += [(t - committed) * 1000 for t in arrivals]
+                extra["publish"].append((published - committed) * 1000)
+                extra["first"].append((min(arrivals) - committed) * 1000)
+    finally:
+        for client in clients:
+            client.close()
+    return samples
+
+
+def long_run(user):
+    """A completed run of a 333-step chain with 1,000 events and 333 step runs."""
+    from datetime import timedelta
+
+    from django.db import transaction
+    from django.utils import timezone
+
+    from engine.events import NewEvent
+    from engine.statuses import EventType, RunStatus, StepStatus, WorkflowStatus
+    from runs import eventlog
+    from runs.models import Run, StepRun
+    from workflows.models import Workflow
+
+    steps = 333
+    nodes = [
+        {"id": f"s{i}", "type": "transform", "data": {"config": {"mapping": {"v": i}}}}
+        for i in range(steps)
+    ]
+    edges = [{"id": f"e{i}", "source": f"s{i - 1}", "target": f"s{i}"} for i in range(1, steps)]
+    workflow = Workflow.objects.create(
+        name="Long",
+        definition={"nodes": nodes, "edges": edges},
+        status=WorkflowStatus.PUBLISHED,
+    )
+    start = timezone.now()
+    run = Run.objects.create(
+        workflow=workflow,
+        status=RunStatus.RUNNING,
+        started_at=start,
+        created_by=user,
+        context={f"s{i}": {"v": i} for i in range(steps)},
+    )
+    events = [NewEvent(EventType.RUN_STARTED, {"status": RunStatus.RUNNING})]
+    rows = []
+    for i in range(steps):
+        sid = f"s{i}"
+        began = start + timedelta(milliseconds=10 * i)
+        rows.append(
+            StepRun(
+                run=run,
+                step_id=sid,
+                step_type="transform",
+                status=StepStatus.COMPLETED,
+                input={"mapping": {"v": i}},
+                output={"v": i},
+                created_at=began,
+                started_at=began,
+                completed_at=began + timedelta(milliseconds=8),
+            )
+        )
+        events += [
+            NewEvent(
+                EventType.STEP_STARTED,
+                {"step_id": sid, "step_type": "transform", "step_label": "", "attempt": 1},
+                sid,
+            ),
+            NewEvent(
+                EventType.STEP_COMPLETED,
+                {
+                    "step_id": sid,
+                    "step_type": "transform",
+                    "status": "completed",
+                    "output_summary": {"v": i},
+                    "duration_ms": 8,
+                },
+                sid,
+            ),
+        ]
+        if i < steps - 1:  # 1 + 3 x 333 - 1 + 1 = 1,000 events
+            events.append(NewEvent(EventType.CONTEXT_UPDATED, {"step_id": sid, "keys": [sid]}, sid))
+    events.append(NewEvent(EventType.RUN_COMPLETED, {"status": "completed", "duration_ms": 3330}))
+    StepRun.objects.bulk_create(rows)
+    with transaction.atomic():
+        eventlog.append(
+            run.pk,
+            events,
+            status=RunStatus.COMPLETED,
+            completed_at=start + timedelta(milliseconds=3330),
+        )
+    assert run.events.count() == 1000
+    return run
+
+
+def render_times(user, run, repeat: int) -> list[float]:
+    from django.test import RequestFactory
+
+    from runs.views import run_detail
+
+    factory = RequestFactory()
+    times = []
+    size = 0
+    for _ in range(repeat + 1):
+        request = factory.get(f"/runs/{run.pk}/")
+        request.user = user
+        began = time.perf_counter()
+        response = run_detail(request, run_id=run.pk)
+        response.render()
+        times.append((time.perf_counter() - began) * 1000)
+        size = len(response.content)
+    return times[1:], size  # the first render warms the template cache
+
+
+SERVE = [sys.executable, "manage.py", "serve", "--no-migrate", "--no-worker"]
+
+
+def start_server(port: int, env: dict, log: Path) -> subprocess.Popen:
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [*SERVE, "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(log.read_text()) from None
+            time.sleep(0.1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200, help="events per subscriber count")
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 100])
+    parser.add_argument("--renders", type=int, default=7)
+    args = parser.parse_args()
+
+    import psycopg
+
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB}")
+        conn.execute(f"CREATE DATABASE {PG_DB}")
+    os.environ.update(
+        DATABASE_URL=f"{PG_SERVER}/{PG_DB}",
+        REDIS_URL=REDIS_URL,
+        DJANGO_SETTINGS_MODULE="flowmatrx.settings",
+    )
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    user, token, run = setup_data()
+
+    print(f"Flow Matrx live benchmark (PostgreSQL {PG_DB}, Redis {REDIS_URL})")
+    tmp = Path(tempfile.mkdtemp(prefix="flowmatrx-live-"))
+    port = free_port()
+    env = {**os.environ, "FLOWMATRX_VAR_DIR": str(tmp)}
+    server = start_server(port, env, tmp / "serve.log")
+    try:
+        print(f"L1 event committed -> JSON at the client (daphne on :{port}, real sockets)")
+        for subscribers in args.subscribers:
+            extra: dict[str, list[float]] = {"publish": [], "first": []}
+            samples = asyncio.run(
+                latency_per_client(port, token, run.pk, subscribers, args.events, extra)
+            )
+            print(
+                f"   {subscribers:>3} subscriber{'s' if subscribers != 1 else ' '}: "
+                f"p50 {percentile(samples, 50):6.2f} ms   p99 {percentile(samples, 99):6.2f} ms"
+                f"   ({args.events} events, {len(samples)} deliveries)"
+            )
+            print(
+                f"       (group_send returned at p50 {percentile(extra['publish'], 50):.2f} ms,"
+                f" the first client had it at p50 {percentile(extra['first'], 50):.2f} ms)"
+            )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        connection.close()
+
+    long = long_run(user)
+    times, size = render_times(user, long, args.renders)
+    print(
+        f"L2 run page render, 1,000 events / 333 steps: median {statistics.median(times):.1f} ms"
+        f" (min {min(times):.1f}, max {max(times):.1f}, {len(times)} renders, {size:,} bytes)"
+    )
+
+
+if __name__ == "__main__":
+    main()
