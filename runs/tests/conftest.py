@@ -1,4 +1,5 @@
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -10,6 +11,14 @@ from runs.store import DjangoStore
 from runs.tests import steps  # noqa: F401  (registers the test step types)
 from runs.worker import claim_runs
 from workflows.models import Workflow
+
+
+def run_coroutine(coro):
+    """asyncio.run in a thread of its own. In the test's thread it would unset that thread's
+    event loop when done, and pytest-asyncio then makes (and never closes) a new one for the
+    next async test: a ResourceWarning that fails some later, unrelated test."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coro).result()
 
 
 def node(node_id, type_, config=None, **data):
@@ -69,7 +78,7 @@ def drive(transactional_db):
             finally:
                 await asyncio.get_running_loop().run_in_executor(None, store.close)
 
-        asyncio.run(main())
+        run_coroutine(main())
         return Run.objects.get(pk=run.pk)
 
     return run_it

@@ -21,7 +21,7 @@ from runs import lifecycle
 from runs.models import Run, RunEvent
 from runs.store import DjangoStore
 from runs.tests import steps
-from runs.tests.conftest import assert_gapless, edge, node
+from runs.tests.conftest import assert_gapless, edge, node, run_coroutine
 from runs.worker import Worker, claim_runs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,7 @@ def with_worker(scenario, **options):
             await asyncio.wait_for(task, 15)
             await sync_to_async(lambda: connection.close())()  # the test's own thread-sensitive one
 
-    asyncio.run(main())
+    run_coroutine(main())
 
 
 def status_of(run):
@@ -124,7 +124,7 @@ def test_a_stalled_worker_that_lost_its_lease_writes_nothing(make_run):
             await asyncio.get_running_loop().run_in_executor(None, store.close)
             await sync_to_async(lambda: connection.close())()
 
-    asyncio.run(main())
+    run_coroutine(main())
     run.refresh_from_db()
     assert run.steps.get(step_id="a", attempt=1).status == StepStatus.COMPLETED
     assert_gapless(run)

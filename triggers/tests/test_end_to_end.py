@@ -14,6 +14,7 @@ import pytest
 from engine import signing
 from engine.statuses import RunStatus, TriggerType
 from runs.models import Run
+from runs.tests.conftest import run_coroutine
 from triggers.models import Schedule
 from triggers.tests.conftest import (
     start_process,
@@ -159,7 +160,7 @@ def test_the_worker_loop_fires_schedules_and_runs_them(transactional_db, make_wo
             await asyncio.wait_for(task, 15)
             await sync_to_async(lambda: connection.close())()
 
-    asyncio.run(main())
+    run_coroutine(main())
     ticks = Counter(
         run.input["schedule"]["scheduled_for"]
         for run in Run.objects.filter(trigger_type=TriggerType.SCHEDULE)
