@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from runs.models import Run, RunEvent, StepRun
+from runs.models import Event, Run, RunEvent, StepRun
 
 
 class StepRunInline(admin.TabularInline):
@@ -61,4 +61,17 @@ class RunEventAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    """Events delivered to POST /api/v1/events: a record of what they resumed and started."""
+
+    list_display = ["name", "event_id", "received_at", "created_by"]
+    list_filter = ["name", "received_at"]
+    search_fields = ["name", "=event_id"]
+    readonly_fields = [f.name for f in Event._meta.fields]
+
+    def has_add_permission(self, request):
         return False

@@ -76,3 +76,13 @@ def test_the_workflow_list_searches_by_name(client, bob, workflow):
 def test_the_health_check_answers(client, db):
     response = client.get("/healthz")
     assert response.json()["status"] == "ok"
+
+
+def test_the_event_admin_lists_delivered_events_read_only(client, alice, db):
+    from runs.events import deliver_event
+
+    event = deliver_event("order.created", {"id": 7}, "evt-1")[0]
+    client.force_login(alice)
+    assert b"order.created" in client.get(reverse("admin:runs_event_changelist")).content
+    assert client.get(reverse("admin:runs_event_change", args=[event.pk])).status_code == 200
+    assert client.get(reverse("admin:runs_event_add")).status_code == 403
