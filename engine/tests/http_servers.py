@@ -132,7 +132,8 @@ def loopback_servers():
 
 
 def free_port() -> int:
-    """A loopback port nothing listens on (connections to it are refused)."""
+    """A free loopback port: nothing listens on it (connections are refused) until a test
+    binds it for a server of its own."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import sqlite3
 import time
 import uuid
@@ -15,6 +14,7 @@ import pytest
 from engine.errors import NonRetryableError, StepError
 from engine.handlers import database_query
 from engine.handlers.database_query import json_safe
+from engine.tests.http_servers import free_port
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -110,12 +110,6 @@ async def query(connection, sql, **config):
 async def item_count(backend):
     out = await query(backend, "SELECT count(*) AS n FROM items")
     return out["rows"][0]["n"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # -- results ----------------------------------------------------------------------------------

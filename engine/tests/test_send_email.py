@@ -2,7 +2,6 @@
 
 import email
 import email.policy
-import socket
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -10,14 +9,9 @@ from django.core import mail
 
 from engine.errors import NonRetryableError, StepError
 from engine.handlers import send_email
+from engine.tests.http_servers import free_port
 
 CONTEXT = {"input": {}, "run": {"id": "r1", "step_id": "mail", "idempotency_key": "r1:mail"}}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Inbox:

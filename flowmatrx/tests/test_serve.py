@@ -6,7 +6,6 @@ run workflows with the embedded worker, then stop cleanly on SIGTERM.
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from engine.tests.http_servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,12 +36,6 @@ from runs.models import Run
 run = Run.objects.get(pk="{run_id}")
 print(json.dumps({"status": run.status, "context": run.context}))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import connection
 
 from engine.statuses import RunStatus, WorkflowStatus
+from engine.tests.http_servers import free_port
 from runs import lifecycle
 from runs.models import Run
 from runs.tests.conftest import edge, node
@@ -29,18 +30,12 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(transactional_db, tmp_path):
     """`manage.py serve` (daphne + the embedded worker, in-memory layer) on the test database."""
     if settings.DATABASES["default"]["NAME"].startswith("file:memory"):
         pytest.skip("needs a database file another process can open")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),

@@ -4,7 +4,6 @@ schedule fired by two `manage.py worker` processes racing on PostgreSQL."""
 import asyncio
 import itertools
 import json
-import socket
 import time
 from collections import Counter
 
@@ -13,6 +12,7 @@ import pytest
 
 from engine import signing
 from engine.statuses import RunStatus, TriggerType
+from engine.tests.http_servers import free_port
 from runs.models import Run
 from runs.tests.conftest import run_coroutine
 from triggers.models import Schedule
@@ -25,12 +25,6 @@ from triggers.tests.conftest import (
 from triggers.webhooks import webhook_url
 
 SECRET = "e2e-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def status_of(run_id) -> str:
