@@ -10,6 +10,7 @@ firing) into the step's output with `resume` / `wake`.
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from engine.errors import RegistryError
@@ -49,7 +50,7 @@ class StepType:
     raise StepError (an approval that timed out)."""
     extra: dict = field(default_factory=dict)
 
-    @property
+    @cached_property  # read at every step start; the schema does not change
     def secret_config_keys(self) -> frozenset[str]:
         """Config keys marked `writeOnly` in the schema (a webhook's signing secret): the
         handler gets them, but they are never stored with the step run."""
