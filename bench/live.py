@@ -21,6 +21,7 @@ import asyncio
 import base64
 import json
 import os
+import selectors
 import signal
 import socket
 import statistics
@@ -42,51 +43,87 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-# -- a minimal WebSocket client (RFC 6455, text frames only) -------------------------------------
+# -- the subscribers: client processes with a minimal WebSocket client -------------------------
 
 
-class Client:
-    """A real TCP WebSocket client: enough of RFC 6455 to read the server's text frames."""
+def handshake(port: int, path: str) -> socket.socket:
+    """A real TCP WebSocket connection (RFC 6455; the server's frames are unmasked)."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)  # byte by byte: frames may follow the head at once
+    if b" 101 " not in head.split(b"\r\n", 1)[0]:
+        raise RuntimeError(f"handshake refused: {head!r}")
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
-    def __init__(self, reader, writer):
-        self.reader, self.writer = reader, writer
 
-    @classmethod
-    async def connect(cls, port: int, path: str) -> "Client":
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            (
-                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
-        head = await reader.readuntil(b"\r\n\r\n")
-        if b" 101 " not in head.split(b"\r\n", 1)[0]:
-            raise RuntimeError(f"handshake refused: {head!r}")
-        return cls(reader, writer)
+def frames(buffer: bytearray) -> list[bytes]:
+    """Take the complete text frames off the front of `buffer`."""
+    messages = []
+    while len(buffer) >= 2:
+        length, start = buffer[1] & 0x7F, 2
+        if length == 126:
+            if len(buffer) < 4:
+                break
+            (length,), start = struct.unpack("!H", buffer[2:4]), 4
+        elif length == 127:
+            if len(buffer) < 10:
+                break
+            (length,), start = struct.unpack("!Q", buffer[2:10]), 10
+        if len(buffer) < start + length:
+            break
+        opcode, payload = buffer[0] & 0x0F, bytes(buffer[start : start + length])
+        del buffer[: start + length]
+        if opcode == 0x8:
+            raise ConnectionError(f"closed by the server: {payload!r}")
+        if opcode == 0x1:
+            messages.append(payload)
+    return messages
 
-    async def receive(self) -> dict:
-        message = b""
-        while True:
-            first, second = await self.reader.readexactly(2)
-            length = second & 0x7F
-            if length == 126:
-                (length,) = struct.unpack("!H", await self.reader.readexactly(2))
-            elif length == 127:
-                (length,) = struct.unpack("!Q", await self.reader.readexactly(8))
-            payload = await self.reader.readexactly(length)
-            opcode = first & 0x0F
-            if opcode == 0x8:
-                raise ConnectionError(f"closed by the server: {payload!r}")
-            if opcode in (0x1, 0x0):
-                message += payload
-                if first & 0x80:
-                    return json.loads(message)
 
-    def close(self) -> None:
-        self.writer.close()
+def client_process(port: int, path: str, connections: int, last_seq: int) -> None:
+    """`bench/live.py --client ...`: hold `connections` sockets, read the snapshot on each,
+    say `ready`; then for each seq print it once every socket has it (the parent waits
+    for that before the next commit); at `last_seq` print the arrival times and exit."""
+    sockets = [handshake(port, path) for _ in range(connections)]
+    buffers = {sock: bytearray() for sock in sockets}
+    selector = selectors.DefaultSelector()
+    for sock in sockets:
+        selector.register(sock, selectors.EVENT_READ)
+    arrivals: dict[int, list[float]] = {}
+    snapshots = 0
+    while True:
+        for key, _ in selector.select():
+            data = key.fileobj.recv(65536)
+            now = time.perf_counter()
+            if not data:
+                raise ConnectionError("the server closed a connection")
+            buffer = buffers[key.fileobj]
+            buffer += data
+            for payload in frames(buffer):
+                message = json.loads(payload)
+                if message["type"] == "snapshot":
+                    snapshots += 1
+                    if snapshots == connections:
+                        print("ready", flush=True)
+                    continue
+                seq = message["seq"]
+                times = arrivals.setdefault(seq, [])
+                times.append(now)
+                if len(times) == connections:
+                    print(seq, flush=True)
+                    if seq == last_seq:
+                        print(json.dumps(arrivals), flush=True)
+                        return
 
 
 # -- the measurements (one Django process) -----------------------------------------------------
@@ -125,40 +162,59 @@ def commit_one(run_id, n: int):
     return events, time.perf_counter()
 
 
-async def latency_per_client(
-    port: int, token: str, run_id, subscribers: int, count: int, extra: dict
+async def latency(
+    port: int, token: str, run_id, subscribers: int, processes: int, count: int, extra: dict
 ) -> list[float]:
-    """Per-client arrival times: every client's receive time for every event."""
+    """Every subscriber's delay from commit to receipt, for `count` events (after 5 to warm
+    up), each committed once every subscriber has the one before."""
     from channels.db import database_sync_to_async
 
     from runs import eventlog
+    from runs.models import Run
 
+    warmup = 5
+    first = await database_sync_to_async(lambda: Run.objects.get(pk=run_id).last_seq + 1)()
+    last = first + warmup + count - 1
     path = f"/ws/runs/{run_id}?token={token}"
-    clients = await asyncio.gather(*(Client.connect(port, path) for _ in range(subscribers)))
-    for client in clients:  # after the snapshot, the consumer has joined the run's group
-        assert (await client.receive())["type"] == "snapshot"
-
-    async def arrival(client, seq):
-        message = await client.receive()
-        assert message["type"] == "event" and message["seq"] == seq, message
-        return time.perf_counter()
+    shares = [subscribers // processes + (i < subscribers % processes) for i in range(processes)]
+    clients = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--client",
+            str(port),
+            path,
+            str(n),
+            str(last),
+            stdout=asyncio.subprocess.PIPE,
+            limit=1 << 24,  # the last line holds every arrival time
+        )
+        for n in shares
+        if n
+    ]
+    for client in clients:  # each socket has had its snapshot: its consumer has subscribed
+        assert (await client.stdout.readline()).strip() == b"ready"
 
     commit = database_sync_to_async(commit_one)
-    samples: list[float] = []
-    try:
-        for n in range(count + 5):
-            events, committed = await commit(run_id, n)
-            waiting = asyncio.gather(*(arrival(c, events[0].seq) for c in clients))
-            await eventlog.publish(run_id, events)
-            published = time.perf_counter()
-            arrivals = await waiting
-            if n >= 5:  # warm-up
-                samples += [(t - committed) * 1000 for t in arrivals]
-                extra["publish"].append((published - committed) * 1000)
-                extra["first"].append((min(arrivals) - committed) * 1000)
-    finally:
+    committed_at = {}
+    for n in range(warmup + count):
+        events, committed = await commit(run_id, n)
+        committed_at[events[0].seq] = committed
+        await eventlog.publish(run_id, events)
+        if n >= warmup:
+            extra["publish"].append((time.perf_counter() - committed) * 1000)
         for client in clients:
-            client.close()
+            assert int(await client.stdout.readline()) == events[0].seq
+    arrivals: dict[int, list[float]] = {}
+    for client in clients:
+        for seq, times in json.loads(await client.stdout.readline()).items():
+            arrivals.setdefault(int(seq), []).extend(times)
+        await client.wait()
+    samples = []
+    for seq in range(first + warmup, last + 1):
+        delays = [(t - committed_at[seq]) * 1000 for t in arrivals[seq]]
+        samples += delays
+        extra["first"].append(min(delays))
     return samples
 
 
@@ -267,10 +323,13 @@ def render_times(user, run, repeat: int) -> list[float]:
 SERVE = [sys.executable, "manage.py", "serve", "--no-migrate", "--no-worker"]
 
 
-def start_server(port: int, env: dict, log: Path) -> subprocess.Popen:
+def start_server(port: int, env: dict, log: Path, profile: str | None = None) -> subprocess.Popen:
+    command = [*SERVE, "--port", str(port)]
+    if profile:
+        command[1:1] = ["-m", "cProfile", "-o", profile]
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [*SERVE, "--port", str(port)],
+            command,
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -294,10 +353,17 @@ def free_port() -> int:
 
 
 def main():
+    if sys.argv[1:2] == ["--client"]:
+        port, path, connections, last_seq = sys.argv[2:6]
+        return client_process(int(port), path, int(connections), int(last_seq))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200, help="events per subscriber count")
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 100])
     parser.add_argument("--renders", type=int, default=7)
+    parser.add_argument(
+        "--client-processes", type=int, default=2, help="processes holding the subscribers"
+    )
+    parser.add_argument("--profile-server", metavar="FILE", help="cProfile the server into FILE")
     args = parser.parse_args()
 
     import psycopg
@@ -324,13 +390,14 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="flowmatrx-live-"))
     port = free_port()
     env = {**os.environ, "FLOWMATRX_VAR_DIR": str(tmp)}
-    server = start_server(port, env, tmp / "serve.log")
+    server = start_server(port, env, tmp / "serve.log", args.profile_server)
     try:
         print(f"L1 event committed -> JSON at the client (daphne on :{port}, real sockets)")
         for subscribers in args.subscribers:
             extra: dict[str, list[float]] = {"publish": [], "first": []}
+            processes = min(args.client_processes, subscribers)
             samples = asyncio.run(
-                latency_per_client(port, token, run.pk, subscribers, args.events, extra)
+                latency(port, token, run.pk, subscribers, processes, args.events, extra)
             )
             print(
                 f"   {subscribers:>3} subscriber{'s' if subscribers != 1 else ' '}: "

@@ -2,29 +2,37 @@
 at `/ws/runs/<id>/html`.
 
 Both authenticate (session, `?token=` or `Authorization: Bearer`; 4401 when that fails,
-4404 for an unknown run), join the run's group *before* reading the database, then send
-what the database holds and forward live events. `last_seq` is the seq of the last event
+4404 for an unknown run), join the run's group *before* reading the database (through the
+process's fan-out, `runs.fanout`), then send what the database holds and forward live
+events. `last_seq` is the seq of the last event
 sent: a live event at or below it was already sent from the database (dropped); one beyond
 `last_seq + 1` means a publish was lost, so the missing events are read from the database
 first. Events are committed before they are published, so the database always has them.
 """
 
+import asyncio
+import json
+import logging
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils.html import format_html, mark_safe
+from django.utils.html import escape, format_html, mark_safe
 
 from accounts.models import ApiKey
 from flowmatrx.api.auth import READ
 from flowmatrx.api.resources import run_resource, step_run_resource
 from runs import eventlog, run_page
+from runs.fanout import Delivery, get_fanout
 from runs.models import Run, RunEvent
 
 UNAUTHENTICATED = 4401
 NOT_FOUND = 4404
+INTERNAL_ERROR = 1011
+
+logger = logging.getLogger("runs")
 
 
 # -- database boundaries (sync, wrapped) ----------------------------------------------------
@@ -87,11 +95,8 @@ def snapshot(run_id) -> dict:
 
 
 @database_sync_to_async
-def page_state(run_id, csrf_token: str):
-    run = run_page.load_run(run_id)
-    fragments, steps = run_page.state_fragments(run, csrf_token=csrf_token)
-    rows = {f"step-row-{step.pk}": step for step in steps}
-    return fragments, rows
+def page_state(run_id) -> run_page.PageState:
+    return run_page.PageState.load(run_id)
 
 
 render_timeline = database_sync_to_async(
@@ -114,9 +119,14 @@ def _after(scope) -> int | None:
 
 
 class _RunStream:
-    """What both streams share: auth, the group, and the seq bookkeeping of the seam."""
+    """What both streams share: auth, the subscription to the run's group (through the
+    process's fan-out), and the seq bookkeeping of the seam.
+
+    Deliveries wait in `inbox` until `start` has sent what the database holds; then `_pump`
+    takes them in order, those that queued up meanwhile together."""
 
     group: str | None = None
+    pump: asyncio.Task | None = None
     last_seq = 0
 
     async def connect(self):
@@ -130,33 +140,61 @@ class _RunStream:
             return
         # Join first: whatever is published from now on reaches us, and whatever was
         # committed before is read from the database below.
+        self.inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+        self.fanout = get_fanout()
         self.group = eventlog.group_name(self.run_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.fanout.subscribe(self.group, self.inbox.put_nowait)
         await self.start(_after(self.scope))
+        self.pump = asyncio.ensure_future(self._pump())
 
     async def disconnect(self, code):
+        if self.pump is not None:
+            self.pump.cancel()
+            await asyncio.gather(self.pump, return_exceptions=True)
         if self.group is not None:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await self.fanout.unsubscribe(self.group, self.inbox.put_nowait)
 
-    async def run_events(self, message):
-        """A batch published by `eventlog.publish`: send what is new, filling any gap."""
+    async def _pump(self) -> None:
+        while True:
+            deliveries = [await self.inbox.get()]
+            while not self.inbox.empty():
+                deliveries.append(self.inbox.get_nowait())
+            try:
+                fresh = await self._fresh(deliveries)
+                if fresh:
+                    await self.send_events(fresh, deliveries[-1])
+            except Exception:
+                logger.exception("run stream %s: sending events failed", self.run_id)
+                await self.close(code=INTERNAL_ERROR)
+                return
+
+    async def _fresh(self, deliveries: list[Delivery]) -> list[dict]:
+        """The published events not sent yet, in order, with any gap filled from the
+        database (a publish that was lost)."""
         fresh = []
-        for envelope in sorted(message["events"], key=lambda e: e["seq"]):
-            seq = envelope["seq"]
-            if seq <= self.last_seq:
-                continue
-            if seq > self.last_seq + 1:
-                fresh.extend(await events_between(self.run_id, self.last_seq, seq))
-            fresh.append(envelope)
-            self.last_seq = seq
-        if fresh:
-            await self.send_events(fresh)
+        for delivery in deliveries:
+            events = delivery.once("sorted", lambda d=delivery: _sorted(d.message["events"]))
+            for envelope in events:
+                seq = envelope["seq"]
+                if seq <= self.last_seq:
+                    continue
+                if seq > self.last_seq + 1:
+                    fresh.extend(await events_between(self.run_id, self.last_seq, seq))
+                fresh.append(envelope)
+                self.last_seq = seq
+        return fresh
 
     async def start(self, after: int | None) -> None:
         raise NotImplementedError
 
-    async def send_events(self, envelopes: list[dict]) -> None:
+    async def send_events(self, envelopes: list[dict], delivery: Delivery) -> None:
+        """Send `envelopes`; `delivery` (the latest of the batch) memoizes what other
+        connections of this process can reuse."""
         raise NotImplementedError
+
+
+def _sorted(envelopes: list[dict]) -> list[dict]:
+    return sorted(envelopes, key=lambda e: e["seq"])
 
 
 class RunStreamConsumer(_RunStream, AsyncJsonWebsocketConsumer):
@@ -174,12 +212,18 @@ class RunStreamConsumer(_RunStream, AsyncJsonWebsocketConsumer):
             if missed:
                 self.last_seq = max(self.last_seq, missed[-1]["seq"])
 
-    async def send_events(self, envelopes):
+    async def send_events(self, envelopes, delivery):
         for envelope in envelopes:
-            await self.send_json({"type": "event", **envelope})
+            # An event's text never changes (the log is append-only): encode it once.
+            text = delivery.once(("json", envelope["seq"]), lambda e=envelope: _event_json(e))
+            await self.send(text_data=text)
 
     async def receive_json(self, content, **kwargs):
         """Clients have nothing to say; whatever they send is ignored."""
+
+
+def _event_json(envelope: dict) -> str:
+    return json.dumps({"type": "event", **envelope})
 
 
 class RunPageConsumer(_RunStream, AsyncWebsocketConsumer):
@@ -189,7 +233,9 @@ class RunPageConsumer(_RunStream, AsyncWebsocketConsumer):
     On connect: the timeline entries after `after` (the page asks with the last entry it
     shows, on every reconnect too), every state fragment and the whole step table. After
     that, per batch of events: their timeline entries, the fragments whose HTML changed,
-    new step rows appended and changed ones swapped.
+    new step rows appended and changed ones swapped. The state is read and rendered once
+    per delivery for all the connections of the process; only the CSRF token in the forms
+    is each connection's own.
 
     Table parts travel in messages of their own: the browser parses a message as one
     fragment, and a `<tr>` or `<tbody>` after a `<section>` would be dropped by the parser.
@@ -201,21 +247,23 @@ class RunPageConsumer(_RunStream, AsyncWebsocketConsumer):
         missed = await events_between(self.run_id, self.last_seq)
         if missed:
             self.last_seq = missed[-1]["seq"]
-        fragments, rows = await page_state(self.run_id, self._csrf_token())
+        state = await page_state(self.run_id)
+        fragments = self._own(state.fragments)
         self.sent.update(fragments)
         await self._send_all(
             await self._timeline(missed) + "".join(fragments.values()),
-            await render_steps_body(list(rows.values())),
+            await render_steps_body(list(state.rows.values())),
         )
-        self.sent.update(zip(rows, await render_rows(list(rows.values()), ""), strict=True))
+        self.sent.update(state.row_html)
 
-    async def send_events(self, envelopes):
-        fragments, rows = await page_state(self.run_id, self._csrf_token())
+    async def send_events(self, envelopes, delivery):
+        state = await delivery.once_async("page-state", lambda: page_state(self.run_id))
+        fragments = self._own(state.fragments)
         changed_fragments = [html for key, html in fragments.items() if self.sent.get(key) != html]
         self.sent.update(fragments)
-        inline = dict(zip(rows, await render_rows(list(rows.values()), ""), strict=True))
-        new = [key for key in rows if key not in self.sent]
-        changed = [key for key in rows if key in self.sent and self.sent[key] != inline[key]]
+        inline = state.row_html
+        new = [key for key in inline if key not in self.sent]
+        changed = [key for key in inline if key in self.sent and self.sent[key] != inline[key]]
         self.sent.update(inline)
         appended = ""
         if new:
@@ -223,10 +271,14 @@ class RunPageConsumer(_RunStream, AsyncWebsocketConsumer):
                 '<tbody hx-swap-oob="beforeend:#steps-body">{}</tbody>',
                 mark_safe("".join(inline[key] for key in new)),
             )
-        swapped = await render_rows([rows[key] for key in changed], "true")
-        await self._send_all(
-            await self._timeline(envelopes) + "".join(changed_fragments), appended, "".join(swapped)
+        swapped = await delivery.once_async(
+            ("rows-oob", tuple(changed)),
+            lambda: render_rows([state.rows[key] for key in changed], "true"),
         )
+        timeline = await delivery.once_async(
+            ("timeline", tuple(e["seq"] for e in envelopes)), lambda: self._timeline(envelopes)
+        )
+        await self._send_all(timeline + "".join(changed_fragments), appended, "".join(swapped))
 
     async def receive(self, text_data=None, bytes_data=None):
         """The page sends nothing; ignore anything that arrives."""
@@ -242,6 +294,10 @@ class RunPageConsumer(_RunStream, AsyncWebsocketConsumer):
         entries = await render_timeline(envelopes)
         return format_html('<ol hx-swap-oob="beforeend:#timeline">{}</ol>', mark_safe(entries))
 
-    def _csrf_token(self) -> str:
-        """The browser's CSRF cookie, so forms rendered here post like the page's."""
-        return self.scope.get("cookies", {}).get(settings.CSRF_COOKIE_NAME, "")
+    def _own(self, fragments: dict[str, str]) -> dict[str, str]:
+        """The fragments with this browser's CSRF cookie in their forms, so they post like
+        the page's."""
+        token = escape(self.scope.get("cookies", {}).get(settings.CSRF_COOKIE_NAME, ""))
+        return {
+            key: html.replace(run_page.CSRF_PLACEHOLDER, token) for key, html in fragments.items()
+        }

@@ -10,13 +10,13 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from channels.layers import get_channel_layer
 from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
 from engine.errors import LostLease
 from engine.events import NewEvent
+from runs import fanout
 from runs.models import Run, RunEvent
 
 logger = logging.getLogger("runs")
@@ -89,13 +89,9 @@ async def publish(run_id, events: Sequence[NewEvent]) -> None:
     """Send committed events to the run's group; failures are logged, never raised."""
     if not events:
         return
-    layer = get_channel_layer()
-    if layer is None:
-        return
     try:
-        await layer.group_send(
-            group_name(run_id),
-            {"type": "run.events", "events": [envelope(run_id, e) for e in events]},
+        await fanout.group_send(
+            group_name(run_id), {"events": [envelope(run_id, e) for e in events]}
         )
     except Exception:
         logger.warning("could not publish %d events of run %s", len(events), run_id, exc_info=True)

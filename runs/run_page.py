@@ -2,9 +2,9 @@
 
 Every fragment of the page is one partial under `templates/runs/partials/`. The view
 renders them inside `run_detail.html`; `runs.consumers.RunPageConsumer` renders the same
-partials with `oob` set, so htmx swaps them in out of band. `state_fragments` returns the
-parts of the page that follow the run's state, keyed by DOM id, so the stream can send only
-the ones that changed.
+partials with `oob` set, so htmx swaps them in out of band. `PageState` holds the parts of
+the page that follow the run's state, keyed by DOM id, so the stream can send only the ones
+that changed.
 """
 
 from dataclasses import dataclass
@@ -165,15 +165,30 @@ STATE_PARTIALS = {
 }
 
 
-def state_fragments(run: Run, *, csrf_token: str = "") -> tuple[dict[str, str], list[StepRun]]:
-    """The out-of-band fragments of the run's current state keyed by DOM id (header,
-    actions, waterfall, graph, context), and the run's step rows (see `step_row`)."""
-    context = {**state_context(run), "oob": "true", "csrf_token": csrf_token}
-    fragments = {
-        dom_id: render_to_string(f"{PARTIALS}/{name}", context)
-        for dom_id, name in STATE_PARTIALS.items()
-    }
-    return fragments, context["steps"]
+# Rendered where the CSRF token goes, and replaced with each connection's own token.
+CSRF_PLACEHOLDER = "csrfplaceholder0000000000000000"
+
+
+@dataclass
+class PageState:
+    """The parts of the page that follow the run's state: `fragments` keyed by DOM id
+    (header, actions, waterfall, graph, context; out-of-band, with `CSRF_PLACEHOLDER` for
+    the token), the step runs keyed by their row's DOM id, and each row's inline HTML."""
+
+    fragments: dict[str, str]
+    rows: dict[str, StepRun]
+    row_html: dict[str, str]
+
+    @classmethod
+    def load(cls, run_id) -> "PageState":
+        run = load_run(run_id)
+        context = {**state_context(run), "oob": "true", "csrf_token": CSRF_PLACEHOLDER}
+        fragments = {
+            dom_id: render_to_string(f"{PARTIALS}/{name}", context)
+            for dom_id, name in STATE_PARTIALS.items()
+        }
+        rows = {f"step-row-{step.pk}": step for step in context["steps"]}
+        return cls(fragments, rows, {key: step_row(step) for key, step in rows.items()})
 
 
 def steps_body(steps: list[StepRun]) -> str:

@@ -17,7 +17,7 @@ from engine.events import NewEvent
 from engine.statuses import EventType, RunStatus
 from flowmatrx.api.resources import run_resource, step_run_resource
 from flowmatrx.asgi import application
-from runs import eventlog, lifecycle
+from runs import eventlog, fanout, lifecycle
 from runs.models import Run, RunEvent
 from runs.tests.conftest import edge, node
 from runs.tests.test_worker import ROOT, _database_url
@@ -136,10 +136,9 @@ async def test_live_events_follow_in_order_with_no_duplicates_across_the_seam(
     # A batch overlapping what the catch-up sent: only the new event goes out.
     already = await sync_to_async(envelopes)(finished, after=last - 2)
     new = await sync_to_async(append)(finished, 1)
-    layer = get_channel_layer()
-    await layer.group_send(
+    await fanout.group_send(
         eventlog.group_name(finished.pk),
-        {"type": "run.events", "events": [*already, eventlog.envelope(finished.pk, new[0])]},
+        {"events": [*already, eventlog.envelope(finished.pk, new[0])]},
     )
     event = await ws.receive_json_from()
     assert (event["type"], event["seq"], event["event_type"]) == (
