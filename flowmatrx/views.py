@@ -3,36 +3,12 @@ from django.db import connection
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
 
-from engine.statuses import RunStatus, StepStatus, WaitingFor
-from runs.models import Run, StepRun
-from workflows.models import Workflow
-
-
-def waiting_approvals(limit: int = 20):
-    """Steps of live runs waiting for an approval nobody has given yet, oldest first."""
-    return (
-        StepRun.objects.filter(
-            status=StepStatus.WAITING,
-            waiting_for=WaitingFor.APPROVAL,
-            resume_data__isnull=True,
-            run__status__in=[RunStatus.PAUSED, RunStatus.RUNNING],
-        )
-        .select_related("run__workflow")
-        .order_by("started_at", "created_at")[:limit]
-    )
+from runs import dashboard as run_dashboard
 
 
 @login_required
 def dashboard(request):
-    runs = Run.objects.select_related("workflow")
-    context = {
-        "recent_runs": runs.order_by("-created_at")[:10],
-        "failed_runs": runs.filter(status=RunStatus.FAILED).order_by("-created_at")[:5],
-        "approvals": waiting_approvals(),
-        "counts": Run.objects.status_counts(),
-        "workflow_count": Workflow.objects.latest_versions().count(),
-    }
-    return TemplateResponse(request, "dashboard.html", context)
+    return TemplateResponse(request, "dashboard.html", run_dashboard.context())
 
 
 def healthz(request):

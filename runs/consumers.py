@@ -1,5 +1,5 @@
-"""The live run streams (SPEC §5): JSON at `/ws/runs/<id>`, HTML fragments for the run page
-at `/ws/runs/<id>/html`.
+"""The live streams: the run streams of SPEC §5 (JSON at `/ws/runs/<id>`, HTML fragments for
+the run page at `/ws/runs/<id>/html`) and the dashboard's (`/ws/dashboard`).
 
 Both authenticate (session, `?token=` or `Authorization: Bearer`; 4401 when that fails,
 4404 for an unknown run), join the run's group *before* reading the database (through the
@@ -24,7 +24,8 @@ from django.utils.html import escape, format_html, mark_safe
 from accounts.models import ApiKey
 from flowmatrx.api.auth import READ
 from flowmatrx.api.resources import run_resource, step_run_resource
-from runs import eventlog, run_page
+from runs import dashboard, eventlog, run_page
+from runs.dashboard import DashboardFeed, get_feed
 from runs.fanout import Delivery, get_fanout
 from runs.models import Run, RunEvent
 
@@ -301,3 +302,36 @@ class RunPageConsumer(_RunStream, AsyncWebsocketConsumer):
         return {
             key: html.replace(run_page.CSRF_PLACEHOLDER, token) for key, html in fragments.items()
         }
+
+
+class DashboardConsumer(AsyncWebsocketConsumer):
+    """`/ws/dashboard`: the dashboard's fragments, out of band, whenever they change.
+
+    On connect it sends every fragment (what changed between the page's render and the
+    connection is not lost); after that the process's `DashboardFeed` refreshes it, at most
+    once per `DashboardFeed.interval`, and only the fragments whose HTML changed are sent."""
+
+    feed: DashboardFeed | None = None
+
+    async def connect(self):
+        await self.accept()
+        if await authenticate(self.scope) is None:
+            await self.close(code=UNAUTHENTICATED)
+            return
+        self.sent: dict[str, str] = {}
+        self.feed = get_feed()
+        await self.feed.join(self.refresh)
+        await self.refresh(await dashboard.render_fragments())
+
+    async def disconnect(self, code):
+        if self.feed is not None:
+            await self.feed.leave(self.refresh)
+
+    async def refresh(self, fragments: dict[str, str]) -> None:
+        changed = [html for key, html in fragments.items() if self.sent.get(key) != html]
+        self.sent.update(fragments)
+        if changed:
+            await self.send(text_data="".join(changed))
+
+    async def receive(self, text_data=None, bytes_data=None):
+        """The page sends nothing; ignore anything that arrives."""

@@ -10,12 +10,14 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 
-from django.db import connection
+from asgiref.sync import async_to_sync
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from engine.errors import LostLease
 from engine.events import NewEvent
+from engine.statuses import EventType
 from runs import fanout
 from runs.models import Run, RunEvent
 
@@ -24,6 +26,21 @@ logger = logging.getLogger("runs")
 
 def group_name(run_id) -> str:
     return f"run_{run_id}"
+
+
+# The dashboards follow this group: a run was created, changed status or waits for approval.
+DASHBOARD_GROUP = "dashboard"
+DASHBOARD_EVENTS = frozenset(
+    {
+        EventType.RUN_STARTED,
+        EventType.RUN_COMPLETED,
+        EventType.RUN_FAILED,
+        EventType.RUN_PAUSED,
+        EventType.RUN_RESUMED,
+        EventType.RUN_CANCELLED,
+        EventType.STEP_WAITING,
+    }
+)
 
 
 def db_now() -> datetime:
@@ -86,12 +103,34 @@ def envelope(run_id, event: NewEvent) -> dict:
 
 
 async def publish(run_id, events: Sequence[NewEvent]) -> None:
-    """Send committed events to the run's group; failures are logged, never raised."""
+    """Send committed events to the run's group, and tell the dashboards when they change
+    a run's status; failures are logged, never raised."""
     if not events:
         return
     try:
         await fanout.group_send(
             group_name(run_id), {"events": [envelope(run_id, e) for e in events]}
         )
+        if any(event.event_type in DASHBOARD_EVENTS for event in events):
+            await announce(run_id)
     except Exception:
         logger.warning("could not publish %d events of run %s", len(events), run_id, exc_info=True)
+
+
+async def announce(run_id) -> None:
+    """Tell the dashboards that the run changed (in a way no event of its own shows, such
+    as being created)."""
+    await fanout.group_send(DASHBOARD_GROUP, {"run_id": str(run_id)})
+
+
+def announce_after_commit(run_id) -> None:
+    """`announce` once the current transaction commits (at once outside one); from
+    synchronous code. Failures are logged, never raised."""
+
+    def send():
+        try:
+            async_to_sync(announce)(run_id)
+        except Exception:
+            logger.warning("could not announce run %s", run_id, exc_info=True)
+
+    transaction.on_commit(send)

@@ -63,10 +63,12 @@ def start_run(
                 for cancelled_id, cancelled_events in events:
                     wakeup.notify(f"cancel:{cancelled_id}")
                     _publish_after_commit(cancelled_id, cancelled_events)
+            eventlog.announce_after_commit(run.pk)
         return run
     run = Run.objects.create(**fields)
     # One statement: on PostgreSQL the row's insert trigger NOTIFYs the workers.
     wakeup.notify_in_process(str(run.pk))
+    eventlog.announce_after_commit(run.pk)
     return run
 
 
@@ -159,6 +161,8 @@ def resume(run_id, step_id: str, data: dict, *, decided_by: str | None = None) -
             )
         wakeup.notify(f"resume:{run.pk}")
         _publish_after_commit(run.pk, events)
+        if not events:  # a running run: only the dashboard's approvals list changes
+            eventlog.announce_after_commit(run.pk)
     run.refresh_from_db()
     return run
 

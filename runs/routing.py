@@ -2,9 +2,10 @@
 
 from django.urls import path
 
-from runs.consumers import RunPageConsumer, RunStreamConsumer
+from runs.consumers import DashboardConsumer, RunPageConsumer, RunStreamConsumer
 
 websocket_urlpatterns: list = [
     path("ws/runs/<uuid:run_id>", RunStreamConsumer.as_asgi()),
     path("ws/runs/<uuid:run_id>/html", RunPageConsumer.as_asgi()),
+    path("ws/dashboard", DashboardConsumer.as_asgi()),
 ]

@@ -200,5 +200,32 @@ def step_row(step: StepRun, *, oob: str = "") -> str:
     return render_to_string(f"{PARTIALS}/_step_row.html", {"step": step, "oob": oob})
 
 
+TIMELINE_PAGE = 200
+
+
+@dataclass
+class TimelinePage:
+    """The newest `TIMELINE_PAGE` events before a seq, in order. `earlier` is the seq to
+    page back from (the first one shown) while events before it exist, and `earlier_count`
+    how many there are (seqs are gapless from 1)."""
+
+    events: list[dict]
+    earlier: int | None
+    earlier_count: int
+
+    @classmethod
+    def load(cls, run: Run, before: int | None = None) -> "TimelinePage":
+        events = run.events.order_by("-seq")
+        if before is not None:
+            events = events.filter(seq__lt=before)
+        newest = [event.envelope() for event in events[:TIMELINE_PAGE]]
+        newest.reverse()
+        first = newest[0]["seq"] if newest else 1
+        return cls(newest, first if first > 1 else None, first - 1)
+
+    def context(self) -> dict:
+        return {"events": self.events, "earlier": self.earlier, "earlier_count": self.earlier_count}
+
+
 def timeline_entry(envelope: dict) -> str:
     return render_to_string(f"{PARTIALS}/_timeline_entry.html", {"event": envelope})

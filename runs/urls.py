@@ -6,6 +6,7 @@ app_name = "runs"
 urlpatterns = [
     path("", views.run_list, name="list"),
     path("<uuid:run_id>/", views.run_detail, name="detail"),
+    path("<uuid:run_id>/timeline", views.run_timeline, name="timeline"),
     path("<uuid:run_id>/cancel", views.cancel_run, name="cancel"),
     path("<uuid:run_id>/retry", views.retry_run, name="retry"),
     path("<uuid:run_id>/decide", views.decide, name="decide"),

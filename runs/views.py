@@ -29,14 +29,26 @@ def run_list(request):
 @login_required
 def run_detail(request, run_id):
     run = get_object_or_404(Run.objects.select_related("workflow", "created_by"), pk=run_id)
-    events = [event.envelope() for event in run.events.order_by("seq")]
-    last_seq = events[-1]["seq"] if events else 0
+    timeline = run_page.TimelinePage.load(run)
+    last_seq = timeline.events[-1]["seq"] if timeline.events else 0
     context = {
         **run_page.state_context(run),
-        "events": events,
+        **timeline.context(),
         "stream_url": f"/ws/runs/{run.pk}/html?after={last_seq}",
     }
     return TemplateResponse(request, "runs/run_detail.html", context)
+
+
+@login_required
+def run_timeline(request, run_id):
+    """The timeline entries before `?before=<seq>` (the page's "load earlier" button)."""
+    run = get_object_or_404(Run, pk=run_id)
+    before = request.GET.get("before", "")
+    if not (before.isascii() and before.isdigit() and len(before) <= 18) or int(before) < 1:
+        return HttpResponse("before must be a positive integer (a seq)", status=400)
+    timeline = run_page.TimelinePage.load(run, min(int(before), run.last_seq + 1))
+    context = {"run": run, **timeline.context()}
+    return TemplateResponse(request, "runs/partials/_timeline_page.html", context)
 
 
 def _acted(request, run_id, action) -> HttpResponse:
