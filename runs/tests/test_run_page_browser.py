@@ -1,6 +1,7 @@
-"""The run page in a real browser (Debian's Chromium through Playwright): it follows a run
-live, approves a waiting step, and catches up after a dropped socket. Skipped when
-Chromium or Playwright is missing, or the test database is in memory."""
+"""The live pages in a real browser (Debian's Chromium through Playwright): the run page
+follows a run live, approves a waiting step, catches up after a dropped socket and pages
+back through a long timeline; the dashboard shows a run started in another tab appear and
+finish. Skipped when Chromium or Playwright is missing, or the test database is in memory."""
 
 import os
 import re
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
-from engine.statuses import RunStatus, WorkflowStatus
+from engine.events import NewEvent
+from engine.statuses import EventType, RunStatus, WorkflowStatus
 from engine.tests.http_servers import free_port
-from runs import lifecycle
+from runs import eventlog, lifecycle
 from runs.models import Run
 from runs.tests.conftest import edge, node
 from runs.tests.test_worker import ROOT, _database_url
@@ -237,3 +239,62 @@ def test_it_starts_a_run_from_the_workflow_page_and_watches_it_finish(
     assert run.input == {"name": "Ada"}
     assert run.status == RunStatus.COMPLETED
     assert timeline_seqs(page) == list(range(1, run.last_seq + 1))
+
+
+def test_a_run_appears_on_the_dashboard_and_finishes_there(greeting_with_delays, browser_page):
+    workflow = greeting_with_delays
+    dashboard = browser_page
+    expect = playwright_api.expect
+    dashboard.goto("/")
+    expect(dashboard.locator("#dashboard-live")).to_have_text("live")
+    expect(dashboard.locator("#dashboard-recent")).to_contain_text("No runs yet.")
+    dashboard.evaluate("() => { window.notReloaded = true; }")
+
+    other = dashboard.context.new_page()
+    other.goto(f"/workflows/{workflow.pk}/")
+    other.fill("input[name=input-name]", "Ada")
+    other.get_by_role("button", name="Run", exact=True).click()
+    other.wait_for_url(re.compile(r"/runs/[0-9a-f-]+/$"))
+    run = off_loop(Run.objects.get, workflow_id=workflow.pk)
+
+    row = dashboard.locator(f"#dashboard-recent tr#run-{run.pk}")
+    expect(row).to_be_visible(timeout=15_000)
+    # The run's delay step keeps it going well past its start: it is seen unfinished first.
+    expect(row.locator(".status")).to_have_text(re.compile("pending|running"))
+    expect(row.locator(".status")).to_have_text("completed", timeout=15_000)
+    completed = dashboard.locator('#dashboard-counts [data-status="completed"] strong')
+    expect(completed).to_have_text("1")
+    assert dashboard.evaluate("() => window.notReloaded") is True
+
+
+@pytest.fixture
+def long_finished_run(transactional_db, alice):
+    """A completed run with 250 events (nothing for the embedded worker to pick up)."""
+    workflow = Workflow.objects.create(
+        name="Long",
+        definition={"nodes": [node("a", "transform", {"mapping": {}})], "edges": []},
+        status=WorkflowStatus.PUBLISHED,
+        created_by=alice,
+    )
+    run = Run.objects.create(workflow=workflow, status=RunStatus.COMPLETED, created_by=alice)
+    with transaction.atomic():
+        eventlog.append(
+            run.pk,
+            [
+                NewEvent(EventType.CONTEXT_UPDATED, {"step_id": "a", "keys": [str(i)]}, "a")
+                for i in range(250)
+            ],
+        )
+    return run
+
+
+def test_it_loads_earlier_events_of_a_long_timeline(long_finished_run, browser_page):
+    page = browser_page
+    page.goto(f"/runs/{long_finished_run.pk}/")
+    expect = playwright_api.expect
+    expect(page.locator("#run-live")).to_have_text("live")
+    assert timeline_seqs(page) == list(range(51, 251))
+    page.get_by_role("button", name="Load 50 earlier events").click()
+    expect(page.locator("#timeline > li[data-seq]")).to_have_count(250)
+    assert timeline_seqs(page) == list(range(1, 251))
+    expect(page.locator("#timeline-earlier")).to_have_count(0)
