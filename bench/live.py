@@ -358,7 +358,9 @@ def main():
         return client_process(int(port), path, int(connections), int(last_seq))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=200, help="events per subscriber count")
-    parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 100])
+    parser.add_argument(
+        "--subscribers", type=int, nargs="*", default=[1, 100], help="none: skip L1"
+    )
     parser.add_argument("--renders", type=int, default=7)
     parser.add_argument(
         "--client-processes", type=int, default=2, help="processes holding the subscribers"

@@ -22,6 +22,7 @@ from channels.layers import get_channel_layer
 logger = logging.getLogger("runs")
 
 MESSAGE_TYPE = "fanout.message"
+YIELD_EVERY = 10
 
 
 class Delivery:
@@ -108,11 +109,16 @@ class Fanout:
             if not members:
                 continue
             delivery = Delivery(message)
-            for subscriber in list(members):
+            for count, subscriber in enumerate(list(members), 1):
                 try:
                     subscriber(delivery)
                 except Exception:
                     logger.exception("fan-out: a subscriber of %s failed", message.get("group"))
+                if count % YIELD_EVERY == 0:
+                    # Let the subscribers called so far run (and their sockets be written)
+                    # before calling the next ones: the first viewers need not wait for
+                    # the last ones to be served.
+                    await asyncio.sleep(0)
 
 
 _fanouts: WeakKeyDictionary = WeakKeyDictionary()

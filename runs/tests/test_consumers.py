@@ -221,6 +221,23 @@ async def test_a_foreign_origin_is_refused(finished, session_cookie):
     await same.disconnect()
 
 
+async def test_many_viewers_of_a_run_share_one_membership_and_all_get_each_event(
+    finished, session_cookie
+):
+    viewers = [await opened(connect(f"/ws/runs/{finished.pk}", session_cookie)) for _ in range(5)]
+    lasts = [(await ws.receive_json_from())["last_seq"] for ws in viewers]
+    layer = get_channel_layer()
+    assert len(layer.groups[eventlog.group_name(finished.pk)]) == 1
+    events = await sync_to_async(append)(finished, 2)
+    await publish(finished, events)
+    for ws, last in zip(viewers, lasts, strict=True):
+        received = [await ws.receive_json_from() for _ in range(2)]
+        assert [e["seq"] for e in received] == [last + 1, last + 2]
+    for ws in viewers:
+        await ws.disconnect()
+    assert eventlog.group_name(finished.pk) not in layer.groups
+
+
 # -- the run page's HTML stream ------------------------------------------------------------
 
 
@@ -275,6 +292,39 @@ async def test_the_page_stream_swaps_changed_steps_and_appends_new_ones(
     assert 'data-step-id="late"' in rows
     assert await ws.receive_nothing()
     await ws.disconnect()
+
+
+async def test_each_page_stream_gets_its_own_csrf_token_in_shared_fragments(
+    make_run, drive, client, bob
+):
+    run = await sync_to_async(make_run)(
+        [{"id": "ask", "type": "wait_for_approval", "data": {"config": {}}}]
+    )
+    run = await sync_to_async(drive)(run)
+    await sync_to_async(client.force_login)(bob)
+    session = client.cookies["sessionid"].value
+    pages = []
+    for token in ["tokenA" * 6, "tokenB" * 6]:
+        cookie = (b"cookie", f"sessionid={session}; csrftoken={token}".encode())
+        ws = await opened(connect(f"/ws/runs/{run.pk}/html?after={run.last_seq}", cookie))
+        await ws.receive_from()
+        await ws.receive_from()
+        pages.append((token, ws))
+    # A new approval form appears for both (rendered once): each with its own token.
+    await sync_to_async(run.steps.filter(step_id="ask").update)(resume_data=None)
+    more = await sync_to_async(append)(run, 1)
+    await sync_to_async(run.steps.create)(
+        step_id="ask2", step_type="wait_for_approval", status="waiting", waiting_for="approval"
+    )
+    await publish(run, more)
+    for token, ws in pages:
+        html = await ws.receive_from()
+        assert 'id="run-actions"' in html
+        forms = html.count('name="csrfmiddlewaretoken"')
+        assert forms == 3  # approve "ask", approve "ask2", cancel
+        assert html.count(f'value="{token}"') == forms
+        assert "csrfplaceholder" not in html
+        await ws.disconnect()
 
 
 async def test_the_page_stream_needs_credentials(finished):
