@@ -2,15 +2,21 @@
 the run page takes to render a long run.
 
     .venv/bin/python bench/live.py
-    .venv/bin/python bench/live.py --events 300 --subscribers 1 100
+    .venv/bin/python bench/live.py --events 300 --subscribers 1 100 --client-processes 2
+    .venv/bin/python bench/live.py --subscribers            # L2 only
 
 L1  event committed -> JSON received, through the Redis channel layer (REDIS_URL), by real
     WebSocket clients of `WS /ws/runs/<id>` served by daphne (`manage.py serve --no-worker`
     in a subprocess), with 1 and with 100 subscribers            -> p50 / p99 ms
     Each event is appended with `runs.eventlog.append` inside a transaction; the clock starts
     when the commit returns, then the event is published as the store does (after commit).
+    The subscribers live in `--client-processes` processes (plain sockets and `selectors`,
+    this file run with `--client`), so that reading 100 sockets in Python does not pass for
+    server time; arrival times are `time.perf_counter()`, one clock for all processes.
+    The next event is committed once every subscriber has the previous one.
+    `--profile-server FILE` runs the server under cProfile.
 L2  the run page's server render (view + template, all queries) for a run with 1,000 events
-    and 333 steps                                                 -> median ms
+    and 333 steps                                                 -> median ms, bytes
 
 PostgreSQL: a fresh database `flowmatrx_live_bench` (BENCH_PG_DB) on BENCH_PG_URL (default
 postgres://postgres@127.0.0.1:5432). Redis: BENCH_REDIS_URL (default redis://127.0.0.1:6379/7).
@@ -352,6 +358,37 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def latencies(args, token: str, run_id) -> None:
+    """L1 for each subscriber count, against one server."""
+    tmp = Path(tempfile.mkdtemp(prefix="flowmatrx-live-"))
+    port = free_port()
+    env = {**os.environ, "FLOWMATRX_VAR_DIR": str(tmp)}
+    server = start_server(port, env, tmp / "serve.log", args.profile_server)
+    try:
+        print(f"L1 event committed -> JSON at the client (daphne on :{port}, real sockets)")
+        for subscribers in args.subscribers:
+            extra: dict[str, list[float]] = {"publish": [], "first": []}
+            processes = min(args.client_processes, subscribers)
+            samples = asyncio.run(
+                latency(port, token, run_id, subscribers, processes, args.events, extra)
+            )
+            print(
+                f"   {subscribers:>3} subscriber{'s' if subscribers != 1 else ' '}: "
+                f"p50 {percentile(samples, 50):6.2f} ms   p99 {percentile(samples, 99):6.2f} ms"
+                f"   ({args.events} events, {len(samples)} deliveries)"
+            )
+            print(
+                f"       (group_send returned at p50 {percentile(extra['publish'], 50):.2f} ms,"
+                f" the first client had it at p50 {percentile(extra['first'], 50):.2f} ms)"
+            )
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 def main():
     if sys.argv[1:2] == ["--client"]:
         port, path, connections, last_seq = sys.argv[2:6]
@@ -389,34 +426,9 @@ def main():
     user, token, run = setup_data()
 
     print(f"Flow Matrx live benchmark (PostgreSQL {PG_DB}, Redis {REDIS_URL})")
-    tmp = Path(tempfile.mkdtemp(prefix="flowmatrx-live-"))
-    port = free_port()
-    env = {**os.environ, "FLOWMATRX_VAR_DIR": str(tmp)}
-    server = start_server(port, env, tmp / "serve.log", args.profile_server)
-    try:
-        print(f"L1 event committed -> JSON at the client (daphne on :{port}, real sockets)")
-        for subscribers in args.subscribers:
-            extra: dict[str, list[float]] = {"publish": [], "first": []}
-            processes = min(args.client_processes, subscribers)
-            samples = asyncio.run(
-                latency(port, token, run.pk, subscribers, processes, args.events, extra)
-            )
-            print(
-                f"   {subscribers:>3} subscriber{'s' if subscribers != 1 else ' '}: "
-                f"p50 {percentile(samples, 50):6.2f} ms   p99 {percentile(samples, 99):6.2f} ms"
-                f"   ({args.events} events, {len(samples)} deliveries)"
-            )
-            print(
-                f"       (group_send returned at p50 {percentile(extra['publish'], 50):.2f} ms,"
-                f" the first client had it at p50 {percentile(extra['first'], 50):.2f} ms)"
-            )
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        connection.close()
+    if args.subscribers:
+        latencies(args, token, run.pk)
+    connection.close()
 
     long = long_run(user)
     times, size = render_times(user, long, args.renders)
