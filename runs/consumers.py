@@ -24,14 +24,14 @@ from django.utils.html import escape, format_html, mark_safe
 from accounts.models import ApiKey
 from flowmatrx.api.auth import READ
 from flowmatrx.api.resources import run_resource, step_run_resource
-from runs import dashboard, eventlog, run_page
+from runs import eventlog, run_page
 from runs.dashboard import DashboardFeed, get_feed
 from runs.fanout import Delivery, get_fanout
 from runs.models import Run, RunEvent
 
 UNAUTHENTICATED = 4401
 NOT_FOUND = 4404
-INTERNAL_ERROR = 1011
+INTERNAL_ERROR = 4500  # daphne (autobahn) only sends 1000 and 3000-4999
 
 logger = logging.getLogger("runs")
 
@@ -307,9 +307,9 @@ class RunPageConsumer(_RunStream, AsyncWebsocketConsumer):
 class DashboardConsumer(AsyncWebsocketConsumer):
     """`/ws/dashboard`: the dashboard's fragments, out of band, whenever they change.
 
-    On connect it sends every fragment (what changed between the page's render and the
-    connection is not lost); after that the process's `DashboardFeed` refreshes it, at most
-    once per `DashboardFeed.interval`, and only the fragments whose HTML changed are sent."""
+    The process's `DashboardFeed` refreshes it: on connect (every fragment, so that what
+    changed between the page's render and the connection is not lost), then after changes,
+    at most once per `DashboardFeed.interval`; only fragments whose HTML changed are sent."""
 
     feed: DashboardFeed | None = None
 
@@ -321,7 +321,6 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         self.sent: dict[str, str] = {}
         self.feed = get_feed()
         await self.feed.join(self.refresh)
-        await self.refresh(await dashboard.render_fragments())
 
     async def disconnect(self, code):
         if self.feed is not None:

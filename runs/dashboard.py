@@ -69,8 +69,9 @@ Connection = Callable[[dict[str, str]], Awaitable[None]]
 
 class DashboardFeed:
     """The dashboard connections of this process (in one event loop): each is called with
-    the fragments after each refresh. The first change after a quiet spell refreshes at
-    once; changes within `interval` of a refresh are folded into one more, after it."""
+    the fragments after each refresh. The first change (or new connection) after a quiet
+    spell refreshes at once; those within `interval` of a refresh are folded into one more,
+    after it."""
 
     interval = 0.25
 
@@ -87,6 +88,9 @@ class DashboardFeed:
             if not self.connections:
                 await self.fanout.subscribe(eventlog.DASHBOARD_GROUP, self._changed)
             self.connections.append(connection)
+        # Its first refresh comes from the feed too: renders stay in order, and a crowd of
+        # connections (a server restart) costs one render, not one each.
+        self._changed()
 
     async def leave(self, connection: Connection) -> None:
         async with self._membership:
@@ -101,7 +105,7 @@ class DashboardFeed:
                 await asyncio.gather(self._refreshing, return_exceptions=True)
                 self._refreshing = None
 
-    def _changed(self, delivery: Delivery) -> None:
+    def _changed(self, delivery: Delivery | None = None) -> None:
         self._dirty = True
         if self._refreshing is None:
             self._refreshing = asyncio.ensure_future(self._refresh())
