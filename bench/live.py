@@ -2,7 +2,7 @@
 the run page takes to render a long run.
 
     .venv/bin/python bench/live.py
-    .venv/bin/python bench/live.py --events 300 --subscribers 1 100 --client-processes 2
+    .venv/bin/python bench/live.py --events 300 --subscribers 1 100 --client-processes 4
     .venv/bin/python bench/live.py --subscribers            # L2 only
 
 L1  event committed -> JSON received, through the Redis channel layer (REDIS_URL), by real
@@ -400,7 +400,7 @@ def main():
     )
     parser.add_argument("--renders", type=int, default=7)
     parser.add_argument(
-        "--client-processes", type=int, default=2, help="processes holding the subscribers"
+        "--client-processes", type=int, default=4, help="processes holding the subscribers"
     )
     parser.add_argument("--profile-server", metavar="FILE", help="cProfile the server into FILE")
     args = parser.parse_args()
