@@ -23,6 +23,7 @@ logger = logging.getLogger("runs")
 
 MESSAGE_TYPE = "fanout.message"
 YIELD_EVERY = 10
+RENEW_SECONDS = 3600
 
 
 class Delivery:
@@ -62,6 +63,7 @@ class Fanout:
         self.subscribers: dict[str, list[Subscriber]] = {}
         self._membership = asyncio.Lock()
         self._receiving: asyncio.Task | None = None
+        self._renewing: asyncio.Task | None = None
 
     async def subscribe(self, group: str, subscriber: Subscriber) -> None:
         """Call `subscriber(delivery)` (synchronously; it must not block) for each message
@@ -76,6 +78,7 @@ class Fanout:
             members.append(subscriber)
             if self._receiving is None:
                 self._receiving = asyncio.ensure_future(self._receive())
+                self._renewing = asyncio.ensure_future(self._renew())
 
     async def unsubscribe(self, group: str, subscriber: Subscriber) -> None:
         async with self._membership:
@@ -90,9 +93,24 @@ class Fanout:
                 await self.layer.group_discard(group, self.channel)
             finally:
                 if not self.subscribers and self._receiving is not None:
-                    self._receiving.cancel()
-                    await asyncio.gather(self._receiving, return_exceptions=True)
-                    self._receiving = None
+                    tasks = [self._receiving, self._renewing]
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    self._receiving = self._renewing = None
+
+    async def _renew(self) -> None:
+        """Join the groups again now and then: channel layers forget a membership after a
+        while (`group_expiry`, a day by default), and this one lasts as long as anybody in
+        the process watches."""
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            async with self._membership:
+                for group in list(self.subscribers):
+                    try:
+                        await self.layer.group_add(group, self.channel)
+                    except Exception:
+                        logger.warning("fan-out: renewing %s failed", group, exc_info=True)
 
     async def _receive(self) -> None:
         while True:

@@ -77,3 +77,16 @@ async def test_a_delivery_computes_shared_work_once():
     results = await asyncio.gather(*(delivery.once_async("r", render) for _ in range(5)))
     assert results == ["html"] * 5
     assert calls == [1, 2]
+
+
+async def test_memberships_are_renewed_while_subscribed(monkeypatch):
+    monkeypatch.setattr(fanout, "RENEW_SECONDS", 0.01)
+    hub = get_fanout()
+    layer = get_channel_layer()
+    inbox = asyncio.Queue()
+    await hub.subscribe("renewed", inbox.put_nowait)
+    joined = layer.groups["renewed"][hub.channel]
+    await asyncio.sleep(0.1)
+    assert layer.groups["renewed"][hub.channel] > joined  # the join time moved on
+    await hub.unsubscribe("renewed", inbox.put_nowait)
+    assert hub._renewing is None
