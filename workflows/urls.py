@@ -1,6 +1,6 @@
 from django.urls import path
 
-from workflows import builder_page, views
+from workflows import builder_page, builder_views, views
 
 app_name = "workflows"
 urlpatterns = [
@@ -14,4 +14,11 @@ urlpatterns = [
         views.toggle_schedule,
         name="toggle_schedule",
     ),
+    path("<uuid:workflow_id>/builder/node-form", builder_views.node_form, name="node_form"),
+    path(
+        "<uuid:workflow_id>/builder/node-form/save",
+        builder_views.node_form_save,
+        name="node_form_save",
+    ),
+    path("<uuid:workflow_id>/builder/preview", builder_views.preview, name="preview"),
 ]
