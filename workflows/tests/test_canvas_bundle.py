@@ -38,9 +38,7 @@ def installed_matches_lockfile() -> bool:
 
 def test_rebuilding_the_sources_gives_the_committed_bundle(tmp_path):
     if not installed_matches_lockfile():
-        subprocess.run(
-            [NPM, "ci", "--no-audit", "--no-fund"], cwd=CANVAS, check=True, timeout=600
-        )
+        subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=CANVAS, check=True, timeout=600)
     subprocess.run(
         [NPM, "run", "--silent", "build", "--", f"--outdir={tmp_path}"],
         cwd=CANVAS,

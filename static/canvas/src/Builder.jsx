@@ -19,7 +19,7 @@ import { useHistory } from "./history.js";
 import { layout, needsLayout } from "./layout.js";
 import { nodeTypes } from "./nodes.jsx";
 import { DRAG_TYPE, Palette } from "./Palette.jsx";
-import { Problems, problemsByElement } from "./Problems.jsx";
+import { Problems, locateProblems, problemsByElement } from "./Problems.jsx";
 
 const PASTE_OFFSET = 40;
 
@@ -107,7 +107,8 @@ function Builder({ boot }) {
         panel.innerHTML = '<p class="muted">Select a step to configure it.</p>';
         return;
       }
-      if (locked || !window.htmx || !urls.node_form) {
+      // While comparing versions the canvas shows two definitions: no form, just the data.
+      if (diff !== null || !window.htmx) {
         panel.innerHTML = "";
         const heading = document.createElement("h3");
         heading.textContent = `${node.id} (${node.data.stepType})`;
@@ -129,7 +130,7 @@ function Builder({ boot }) {
         },
       });
     },
-    [locked, urls, boot.csrf_token],
+    [diff, urls, boot.csrf_token],
   );
 
   const selected = nodes.filter((n) => n.selected && !n.data.ghost);
@@ -317,7 +318,7 @@ function Builder({ boot }) {
       const saved = await api.put(urls.workflow, { definition: doc });
       base.current = saved.definition;
       setSavedKey(contentKey(doc));
-      setProblems(saved.errors || []);
+      setProblems(locateProblems(saved.errors || [], doc));
       const count = (saved.errors || []).length;
       say(count ? "warning" : "ok", count ? `Saved, with ${count} problem${count > 1 ? "s" : ""}.` : "Saved.");
       return saved;
@@ -337,7 +338,7 @@ function Builder({ boot }) {
     }
     try {
       const result = await api.post(urls.validate);
-      setProblems(result.errors);
+      setProblems(locateProblems(result.errors, base.current));
       say(result.valid ? "ok" : "warning", result.valid ? "Valid." : `${result.errors.length} problems.`);
     } catch (error) {
       say("error", error.message);
@@ -355,7 +356,7 @@ function Builder({ boot }) {
       say("ok", `Published version ${published.version}.`);
       loadVersions();
     } catch (error) {
-      if (error.errors.length) setProblems(error.errors);
+      if (error.errors.length) setProblems(locateProblems(error.errors, base.current));
       say("error", `Not published: ${error.message}`);
     } finally {
       setBusy(false);

@@ -1,5 +1,25 @@
 // The validation problems: listed under the canvas, drawn on their nodes and edges.
 
+/**
+ * The problems as the canvas uses them: each with node_id or edge_id when it is about one.
+ * The API locates a problem as ["definition", "nodes" | "edges", <id or index>, ...]; an
+ * index (an element without a usable id) is looked up in `definition`.
+ */
+export function locateProblems(problems, definition) {
+  return problems.map((problem) => {
+    if (problem.node_id || problem.edge_id) return problem;
+    const loc = (problem.loc || []).filter((part) => part !== "definition");
+    const kind = loc[0] === "nodes" ? "node_id" : loc[0] === "edges" ? "edge_id" : null;
+    if (!kind || loc.length < 2) return problem;
+    let id = loc[1];
+    if (typeof id === "number") {
+      const element = (definition[loc[0]] || [])[id];
+      id = element && element.id != null ? element.id : null;
+    }
+    return id == null ? problem : { ...problem, [kind]: String(id) };
+  });
+}
+
 export function problemsByElement(problems) {
   const nodes = new Map();
   const edges = new Map();

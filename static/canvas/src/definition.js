@@ -60,10 +60,19 @@ export function toDefinition(base, nodes, edges, viewport) {
   return out;
 }
 
-/** The definition without the viewport: what "unsaved changes" compares. */
+function stable(value) {
+  if (Array.isArray(value)) return value.map(stable);
+  if (value === null || typeof value !== "object") return value;
+  const out = {};
+  for (const key of Object.keys(value).sort()) out[key] = stable(value[key]);
+  return out;
+}
+
+/** The definition without the viewport, keys sorted (PostgreSQL's jsonb reorders them):
+ * what "unsaved changes" compares. */
 export function contentKey(definition) {
   const { viewport, ...rest } = definition;
-  return JSON.stringify(rest);
+  return JSON.stringify(stable(rest));
 }
 
 /** A node id that is valid in templates and not taken, from `wanted` (a type or a name). */

@@ -1,0 +1,162 @@
+"""The builder in a real browser (Debian's Chromium through Playwright, against `manage.py
+serve` with its in-process worker): build a 3-step workflow from the palette, configure it
+through the node form, connect it, save, see and fix a validation error, publish, run, and
+watch the run page's canvas follow the run live. Skipped when Chromium or Playwright is
+missing, or the test database is in memory."""
+
+import json
+import re
+
+import pytest
+
+from engine.statuses import RunStatus, WorkflowStatus
+from engine.tests.http_servers import Reply
+from runs.models import Run
+from runs.tests import test_run_page_browser as run_page_browser
+from runs.tests.test_run_page_browser import CHROMIUM, off_loop, playwright_api
+from workflows.models import Workflow
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
+expect = playwright_api.expect
+
+# The run page's browser fixtures: `manage.py serve` on the test database, a signed-in page.
+server = run_page_browser.server
+browser_page = run_page_browser.browser_page
+
+
+@pytest.fixture
+def private_networks_allowed(monkeypatch):
+    """Let the server's HTTP steps reach the loopback test server (set before `server`
+    starts, which passes its environment on)."""
+    monkeypatch.setenv("FLOWMATRX_ALLOW_PRIVATE_NETWORKS", "1")
+
+
+@pytest.fixture
+def target(start):
+    """The API the http_request step calls."""
+    return start(lambda request: Reply(200, {"orders": 3}))
+
+
+def re_word(word):
+    """A class attribute that has `word` among its classes."""
+    return re.compile(rf"(^|\s){re.escape(word)}(\s|$)")
+
+
+def node(page, node_id):
+    return page.locator(f'.react-flow__node[data-id="{node_id}"]')
+
+
+def drop(page, step_type, x, y):
+    page.locator(f'.fm-palette-item[data-step-type="{step_type}"]').drag_to(
+        page.locator(".fm-canvas .react-flow__pane"), target_position={"x": x, "y": y}
+    )
+
+
+def connect(page, source, target):
+    page.locator(f'.react-flow__node[data-id="{source}"] .react-flow__handle.source').drag_to(
+        page.locator(f'.react-flow__node[data-id="{target}"] .react-flow__handle.target')
+    )
+
+
+def configure(page, node_id, fields):
+    """Select the node, fill its config form in the side panel and save it."""
+    node(page, node_id).click()
+    panel = page.locator("#node-panel")
+    form = panel.locator("form")
+    expect(form.locator('input[name="node_id"]')).to_have_value(node_id)
+    for name, value in fields.items():
+        form.locator(f'[name="{name}"]').fill(value)
+    form.locator('[type="submit"]').first.click()
+    expect(panel).to_contain_text("saved", ignore_case=True)
+
+
+def saved_definition(workflow_id):
+    return off_loop(Workflow.objects.get, pk=workflow_id).definition
+
+
+def test_build_configure_validate_publish_run_and_watch_live(
+    private_networks_allowed, target, browser_page
+):
+    page = browser_page
+    page.set_viewport_size({"width": 1500, "height": 950})
+    page.goto("/workflows/")
+    page.get_by_label("New workflow name").fill("Order report")
+    page.get_by_role("button", name="New workflow").click()
+    page.wait_for_url("**/builder")
+    workflow_id = page.url.rstrip("/").split("/")[-2]
+    expect(page.locator('.fm-palette-item[data-step-type="http_request"]')).to_be_visible()
+
+    # Three steps dragged from the palette, each selected (its form opens) when dropped.
+    drop(page, "http_request", 60, 140)
+    expect(node(page, "http_request_1")).to_be_visible()
+    configure(
+        page,
+        "http_request_1",
+        {"label": "Fetch orders", "config__url": f"{target.url}/orders"},
+    )
+    expect(node(page, "http_request_1").locator(".fm-node-title")).to_have_text("Fetch orders")
+    drop(page, "delay", 380, 140)
+    configure(page, "delay_1", {"config__seconds": "1.5"})
+    drop(page, "transform", 700, 140)
+    expect(node(page, "transform_1")).to_be_visible()
+
+    connect(page, "http_request_1", "delay_1")
+    connect(page, "delay_1", "transform_1")
+    expect(page.locator(".react-flow__edge")).to_have_count(2)
+    expect(page.locator("#builder-canvas")).to_have_attribute("data-dirty", "true")
+
+    # Saved with the transform's mapping missing: the node is outlined and listed.
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator(".fm-message")).to_contain_text("Saved, with 1 problem")
+    expect(page.locator("#builder-canvas")).to_have_attribute("data-dirty", "false")
+    expect(node(page, "transform_1").locator(".fm-node")).to_have_class(re_word("fm-invalid"))
+    expect(node(page, "transform_1").locator(".fm-node-problem")).to_contain_text("mapping")
+    problem = page.locator('.fm-problems li[data-node-id="transform_1"]')
+    expect(problem).to_be_visible()
+    definition = saved_definition(workflow_id)
+    assert [n["id"] for n in definition["nodes"]] == ["http_request_1", "delay_1", "transform_1"]
+    assert {(e["source"], e["target"]) for e in definition["edges"]} == {
+        ("http_request_1", "delay_1"),
+        ("delay_1", "transform_1"),
+    }
+    assert definition["nodes"][0]["data"]["config"]["url"] == f"{target.url}/orders"
+
+    # Fixed through the form reached from the problem list; saved clean; published.
+    problem.get_by_role("button").click()
+    expect(node(page, "transform_1")).to_have_class(re_word("selected"))
+    configure(
+        page, "transform_1", {"config__mapping": '{"orders": "{{ http_request_1.body.orders }}"}'}
+    )
+    expect(page.locator("#builder-canvas")).to_have_attribute("data-dirty", "true")
+    page.keyboard.press("Escape")
+    page.locator(".fm-canvas .react-flow__pane").click(position={"x": 20, "y": 400})
+    page.keyboard.press("Control+s")
+    expect(page.locator(".fm-message")).to_have_text("Saved.")
+    expect(page.locator(".fm-node.fm-invalid")).to_have_count(0)
+    page.get_by_role("button", name="Publish").click()
+    expect(page.locator("[data-workflow-status]")).to_have_text("published")
+    assert off_loop(Workflow.objects.get, pk=workflow_id).status == WorkflowStatus.PUBLISHED
+
+    # Run from the dialog; the run page's canvas follows the run.
+    page.get_by_role("button", name="Run…").click()
+    page.locator("#run-dialog").get_by_role("button", name="Run", exact=True).click()
+    page.wait_for_url("**/runs/*/")
+    canvas = page.locator("#run-canvas")
+    expect(canvas.locator("[data-canvas-connection]")).to_have_text("live")
+    status = canvas.locator('.react-flow__node[data-id="delay_1"] [data-step-status]')
+    expect(status).to_have_text("waiting", timeout=15_000)
+    expect(
+        canvas.locator('.react-flow__node[data-id="http_request_1"] [data-step-status]')
+    ).to_have_text("completed")
+    expect(status).to_have_text("completed", timeout=15_000)
+    expect(
+        canvas.locator('.react-flow__node[data-id="transform_1"] [data-step-status]')
+    ).to_have_text("completed", timeout=15_000)
+    expect(canvas.locator(".fm-run-canvas")).to_have_attribute(
+        "data-canvas-run-status", "completed"
+    )
+    run = off_loop(Run.objects.get, workflow_id=workflow_id)
+    assert run.status == RunStatus.COMPLETED
+    assert run.context["transform_1"] == {"orders": 3}
+    assert [r.path for r in target.requests] == ["/orders"]
+    assert json.loads(json.dumps(run.context["http_request_1"]["body"])) == {"orders": 3}
