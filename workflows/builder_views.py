@@ -5,10 +5,11 @@ token, form-encoded; an anonymous request is redirected to the login page):
 
 ``POST /workflows/<uuid>/builder/node-form`` (``workflows:node_form``)
     Fields ``node_id``, ``step_type``, ``node_data`` (JSON of the node's current
-    ``data``), ``definition`` (JSON of the current, unsaved canvas definition; it must
-    contain the node). Answers 200 with the HTML partial of the node's config form
-    (``templates/workflows/builder/_node_form.html``, root ``div.node-config``), filled
-    from ``node_data``, with the upstream reference picker and the template preview.
+    ``data``; blank or left out for a new node: ``{}``), ``definition`` (JSON of the
+    current, unsaved canvas definition; it must contain the node). Answers 200 with
+    the HTML partial of the node's config form (``templates/workflows/builder/
+    _node_form.html``, root ``div#node-config.node-config``), filled from ``node_data``,
+    with the upstream reference picker and the template preview.
 
 ``POST /workflows/<uuid>/builder/node-form/save`` (``workflows:node_form_save``)
     The form's own submit (``hx-post``, ``hx-target`` its root, ``outerHTML``); it carries
@@ -27,6 +28,13 @@ token, form-encoded; an anonymous request is redirected to the login page):
     (``_preview.html``): what the template resolves to against the context of the most
     recent run of any version of the workflow (a run in which a step completed, else the
     latest run), or the engine's error message, or a note that there is no run yet.
+
+The version diff the island draws is in the JSON API (flowmatrx/api/workflows.py):
+``GET /api/v1/workflows/{workflow_id}/diff/{other_id}`` answers what changed from
+version ``workflow_id`` to version ``other_id`` of one workflow (workflows/diff.py):
+``{"workflow_id", "other_id", "from_version", "to_version", "nodes": {"added",
+"removed", "changed", "moved"}, "edges": {"added", "removed", "changed"}, "settings",
+"identical"}``; 404 when either id is unknown or they belong to different workflows.
 
 Malformed input (missing fields, JSON that does not parse or is not an object) answers
 400; an unknown step type, or a node id that is not in the definition, 422; both with a
@@ -66,14 +74,15 @@ class NodeRequest(forms.Form):
 
     node_id = forms.CharField(max_length=200, strip=False)
     step_type = forms.CharField(max_length=64)
-    node_data = forms.CharField(strip=False)
+    node_data = forms.CharField(strip=False, required=False)
     definition = forms.CharField(strip=False)
 
     unknown = False
     """True when the request is well-formed but names an unknown step type or node (422)."""
 
     def clean_node_data(self):
-        return _json_object(self.cleaned_data["node_data"], "node_data")
+        text = self.cleaned_data["node_data"]
+        return _json_object(text, "node_data") if text.strip() else {}
 
     def clean_definition(self):
         definition = _json_object(self.cleaned_data["definition"], "definition")
@@ -188,6 +197,9 @@ class PreviewRequest(forms.Form):
     node_id = forms.CharField(max_length=200, strip=False)
 
 
+_KIND_NAMES = {"dict": "object", "bool": "boolean", "int": "number", "float": "number"}
+
+
 def _shown(value) -> tuple[str, str]:
     """(text, kind) of a rendered value, for the preview."""
     if isinstance(value, str):
@@ -195,7 +207,7 @@ def _shown(value) -> tuple[str, str]:
     else:
         text = json.dumps(value, indent=2, ensure_ascii=False, default=str)
         kind = "null" if value is None else type(value).__name__
-        kind = {"dict": "object", "list": "list", "bool": "boolean"}.get(kind, kind)
+        kind = _KIND_NAMES.get(kind, kind)
     if len(text) > MAX_PREVIEW_CHARS:
         text = text[:MAX_PREVIEW_CHARS] + f"\n… ({len(text) - MAX_PREVIEW_CHARS:,} more)"
     return text, kind

@@ -175,7 +175,7 @@ def _text_of(value: Any, kind: str) -> Any:
 def _django_field(spec: FieldSpec, initial: Any) -> forms.Field:
     prop = spec.prop
     options = {
-        "label": prop.get("title") or spec.key,
+        "label": prop.get("title") or spec.key.replace("_", " ").capitalize(),
         "help_text": prop.get("description", ""),
         "required": spec.required,
         "initial": initial,

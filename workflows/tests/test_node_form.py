@@ -282,6 +282,15 @@ def test_bad_input_is_refused_with_a_clear_message(signed_in, draft, overrides, 
     assert draft.definition == DEFINITION
 
 
+def test_a_new_node_may_come_without_node_data(signed_in, draft):
+    url = reverse("workflows:node_form", args=[draft.pk])
+    fields = request_fields("loose")
+    del fields["node_data"]
+    response = signed_in.post(url, fields)
+    assert response.status_code == 200
+    assert 'name="config__seconds"' in response.content.decode()
+
+
 def test_an_unknown_workflow_is_404(signed_in, draft):
     url = reverse("workflows:node_form", args=["00000000-0000-0000-0000-000000000000"])
     assert signed_in.post(url, request_fields("fetch")).status_code == 404
