@@ -48,7 +48,9 @@ def boot_data(workflow: Workflow, request) -> dict:
             "new_version": reverse("api-v1:new_version", args=[workflow.pk]),
             "duplicate": reverse("api-v1:duplicate_workflow", args=[workflow.pk]),
             "versions": reverse("api-v1:list_versions", args=[workflow.pk]),
-            "diff_prefix": f"{api}/diff/",
+            # from another version (the placeholder) to this one: what this version changed
+            "diff_template": f"{reverse('api-v1:get_workflow', args=[PLACEHOLDER_ID])}"
+            f"/diff/{workflow.pk}",
             "catalog_steps": reverse("api-v1:list_step_types"),
             "catalog_functions": reverse("api-v1:list_functions"),
             "node_form": reverse("workflows:node_form", args=[workflow.pk]),

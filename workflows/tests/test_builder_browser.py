@@ -160,3 +160,130 @@ def test_build_configure_validate_publish_run_and_watch_live(
     assert run.context["transform_1"] == {"orders": 3}
     assert [r.path for r in target.requests] == ["/orders"]
     assert json.loads(json.dumps(run.context["http_request_1"]["body"])) == {"orders": 3}
+
+
+@pytest.fixture
+def published_v1(transactional_db, alice):
+    def step(node_id, x, mapping):
+        return {
+            "id": node_id,
+            "type": "transform",
+            "position": {"x": x, "y": 60},
+            "data": {"label": node_id.upper(), "config": {"mapping": mapping}},
+        }
+
+    workflow = Workflow.objects.create(
+        name="Pipeline",
+        definition={
+            "nodes": [step("a", 40, {"x": 1}), step("b", 320, {"y": 2})],
+            "edges": [{"id": "a-b", "source": "a", "target": "b"}],
+            "viewport": {"x": 0, "y": 0, "zoom": 1},
+            "settings": {},
+        },
+        created_by=alice,
+    )
+    return workflow.publish()
+
+
+def node_ids(page):
+    return page.locator(".fm-canvas .react-flow__node").evaluate_all(
+        "els => els.map(e => e.dataset.id)"
+    )
+
+
+def test_edit_a_published_workflow_as_a_new_draft_and_compare_the_versions(
+    published_v1, browser_page
+):
+    page = browser_page
+    page.set_viewport_size({"width": 1500, "height": 950})
+    page.goto(f"/workflows/{published_v1.pk}/builder")
+    expect(page.locator("[data-workflow-status]")).to_have_text("published")
+    expect(page.locator(".fm-builder")).to_have_attribute("data-locked", "true")
+    expect(page.get_by_role("button", name="Save", exact=True)).to_have_count(0)
+    node(page, "a").click()
+    page.keyboard.press("Delete")
+    assert node_ids(page) == ["a", "b"]
+
+    page.get_by_role("button", name="Edit as new draft").click()
+    page.wait_for_url(lambda url: str(published_v1.pk) not in url)
+    draft = off_loop(Workflow.objects.get, lineage=published_v1.lineage, version=2)
+    assert page.url.endswith(f"/workflows/{draft.pk}/builder")
+    expect(page.locator("[data-workflow-status]")).to_have_text("draft")
+    expect(page.get_by_label("Version", exact=True)).to_have_value(str(draft.pk))
+
+    # Delete, undo, redo.
+    node(page, "a").click()
+    page.keyboard.press("Delete")
+    assert node_ids(page) == ["b"]
+    expect(page.locator(".react-flow__edge")).to_have_count(0)
+    page.keyboard.press("Control+z")
+    expect(page.locator(".fm-canvas .react-flow__node")).to_have_count(2)
+    expect(page.locator(".react-flow__edge")).to_have_count(1)
+    page.keyboard.press("Control+y")
+    expect(page.locator(".fm-canvas .react-flow__node")).to_have_count(1)
+
+    # Copy and paste a node (a fresh id, the same data), multi-select with Ctrl+A.
+    node(page, "b").click()
+    page.keyboard.press("Control+c")
+    page.keyboard.press("Control+v")
+    expect(node(page, "b_1")).to_be_visible()
+    page.keyboard.press("Control+a")
+    expect(page.locator(".fm-canvas .react-flow__node.selected")).to_have_count(2)
+    page.keyboard.press("Control+z")
+    expect(page.locator(".fm-canvas .react-flow__node")).to_have_count(1)
+
+    # A condition whose branches carry sourceHandle "true" / "false".
+    drop(page, "condition", 520, 300)
+    drop(page, "delay", 820, 200)
+    drop(page, "transform", 820, 420)
+    configure(page, "condition_1", {"config__expression": "input.go == true"})
+    configure(page, "delay_1", {"config__seconds": "0"})
+    configure(page, "transform_1", {"config__mapping": '{"z": 3}'})
+    connect(page, "b", "condition_1")
+    for handle, target_id in (("true", "delay_1"), ("false", "transform_1")):
+        branch = node(page, "condition_1").locator(f'.react-flow__handle[data-handleid="{handle}"]')
+        branch.drag_to(node(page, target_id).locator(".react-flow__handle.target"))
+    expect(page.locator(".react-flow__edge")).to_have_count(3)
+    configure(page, "b", {"label": "Bee"})
+    page.get_by_role("button", name="Auto-layout").click()
+    page.keyboard.press("Control+s")
+    expect(page.locator(".fm-message")).to_have_text("Saved.")
+    edges = {
+        (e["source"], e["target"], e.get("sourceHandle"))
+        for e in off_loop(Workflow.objects.get, pk=draft.pk).definition["edges"]
+    }
+    assert edges == {
+        ("b", "condition_1", None),
+        ("condition_1", "delay_1", "true"),
+        ("condition_1", "transform_1", "false"),
+    }
+
+    # Compared with v1: what the draft added, changed and removed, drawn on the canvas.
+    page.get_by_label("Compare with", exact=True).select_option(str(published_v1.pk))
+    expect(page.locator(".fm-message")).to_contain_text("Compared with version 1")
+    expect(node(page, "condition_1").locator(".fm-node")).to_have_class(re_word("fm-diff-added"))
+    changed = node(page, "b").locator(".fm-node")
+    expect(changed).to_have_class(re_word("fm-diff-changed"))
+    expect(changed.locator(".fm-node-diffnote")).to_contain_text("label")
+    expect(node(page, "a").locator(".fm-node")).to_have_class(re_word("fm-diff-removed"))
+    expect(page.locator(".fm-builder")).to_have_attribute("data-locked", "true")
+    page.get_by_role("button", name="Close the comparison").click()
+    expect(node(page, "a")).to_have_count(0)
+    expect(page.locator(".fm-builder")).to_have_attribute("data-locked", "false")
+    expect(page.locator("#builder-canvas")).to_have_attribute("data-dirty", "false")
+    assert [n["id"] for n in off_loop(Workflow.objects.get, pk=draft.pk).definition["nodes"]] == [
+        "b",
+        "condition_1",
+        "delay_1",
+        "transform_1",
+    ]
+
+    # Duplicate: a new workflow, opened in the builder.
+    page.get_by_role("button", name="Duplicate").click()
+    page.wait_for_url(lambda url: str(draft.pk) not in url and url.endswith("/builder"))
+    copy = off_loop(Workflow.objects.get, name="Pipeline (copy)")
+    assert page.url.endswith(f"/workflows/{copy.pk}/builder")
+    assert (
+        copy.lineage != draft.lineage
+        and copy.definition == off_loop(Workflow.objects.get, pk=draft.pk).definition
+    )

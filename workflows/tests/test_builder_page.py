@@ -64,11 +64,11 @@ def test_the_page_mounts_the_island_with_its_boot_data(signed_in, workflow):
     assert urls["new_version"] == f"{api}/new_version"
     assert urls["duplicate"] == f"{api}/duplicate"
     assert urls["versions"] == f"{api}/versions"
-    assert urls["diff_prefix"] == f"{api}/diff/"
+    placeholder = "00000000-0000-0000-0000-000000000000"
+    assert urls["diff_template"] == f"/api/v1/workflows/{placeholder}/diff/{workflow.pk}"
     assert urls["catalog_steps"] == "/api/v1/catalog/steps"
     assert urls["catalog_functions"] == "/api/v1/catalog/functions"
     assert urls["node_form"] == reverse("workflows:node_form", args=[workflow.pk])
-    placeholder = "00000000-0000-0000-0000-000000000000"
     assert urls["builder_template"] == f"/workflows/{placeholder}/builder"
     assert urls["workflow_template"] == f"/api/v1/workflows/{placeholder}"
 

@@ -22,6 +22,8 @@ import { DRAG_TYPE, Palette } from "./Palette.jsx";
 import { Problems, locateProblems, problemsByElement } from "./Problems.jsx";
 
 const PASTE_OFFSET = 40;
+/** Stands for a workflow id in the URL templates of the boot data. */
+const PLACEHOLDER = "00000000-0000-0000-0000-000000000000";
 
 function typingIn(target) {
   if (!target || !target.closest) return false;
@@ -364,7 +366,7 @@ function Builder({ boot }) {
   }, [api, urls, dirty, save, workflow, loadVersions, showPanel]);
 
   const openBuilder = (id) => {
-    window.location.assign(urls.builder_template.replace("00000000-0000-0000-0000-000000000000", id));
+    window.location.assign(urls.builder_template.replace(PLACEHOLDER, id));
   };
 
   const newDraft = useCallback(async () => {
@@ -405,8 +407,8 @@ function Builder({ boot }) {
       if (dirty && !(await save())) return;
       try {
         const [result, other] = await Promise.all([
-          api.get(`${urls.diff_prefix}${otherId}`),
-          api.get(urls.workflow_template.replace("00000000-0000-0000-0000-000000000000", otherId)),
+          api.get(urls.diff_template.replace(PLACEHOLDER, otherId)),
+          api.get(urls.workflow_template.replace(PLACEHOLDER, otherId)),
         ]);
         const overlay = diffOverlay(result, other.definition || {}, current.current.nodes);
         setNodes((all) => [...all, ...overlay.ghostNodes]);

@@ -1,57 +1,35 @@
-// A version diff (GET /api/v1/workflows/{id}/diff/{other_id}) drawn on the canvas: marks
-// for the nodes and edges of this version, ghosts for what only the other version has.
+// A version diff drawn on the canvas. The diff is GET /api/v1/workflows/{other}/diff/{this}
+// (workflows/diff.py: what this version changed from the other): marks for the nodes and
+// edges of this version, ghosts for what only the other version has.
 import { toFlowEdge, toFlowNode } from "./definition.js";
 
-function ids(list) {
-  return (list || []).map((item) => (typeof item === "object" && item !== null ? item.id ?? item.node_id ?? item.edge_id : item));
-}
-
+/** "label, config (url, method), moved" for one changed node of the diff. */
 function changeNote(item) {
-  if (typeof item !== "object" || item === null) return "";
-  const fields = item.fields || item.changed || item.changes || [];
-  if (Array.isArray(fields)) return fields.map((f) => (typeof f === "object" ? f.field || f.name : f)).join(", ");
-  return Object.keys(fields).join(", ");
+  const parts = item.fields.map((name) => {
+    const keys = name === "config" ? item.config_keys : name === "data" ? item.data_keys : null;
+    return keys && keys.length ? `${name} (${keys.join(", ")})` : name;
+  });
+  if (item.moved) parts.push("moved");
+  return parts.join(", ");
 }
 
-function part(result, kind) {
-  const group = result[kind] || {};
-  return {
-    added: group.added ?? result[`added_${kind}`] ?? [],
-    removed: group.removed ?? result[`removed_${kind}`] ?? [],
-    changed: group.changed ?? result[`changed_${kind}`] ?? [],
-    moved: group.moved ?? result[`moved_${kind}`] ?? [],
-  };
-}
-
-export function diffOverlay(result, otherDefinition, currentNodes) {
-  const nodes = part(result, "nodes");
-  const edges = part(result, "edges");
+export function diffOverlay(diff, otherDefinition, currentNodes) {
+  const { nodes, edges } = diff;
   const nodeMarks = new Map();
+  for (const item of nodes.moved) nodeMarks.set(item.id, { kind: "moved", note: "moved" });
+  for (const item of nodes.changed) nodeMarks.set(item.id, { kind: "changed", note: changeNote(item) });
+  for (const item of nodes.added) nodeMarks.set(item.id, { kind: "added", note: "" });
   const edgeMarks = new Map();
-  for (const id of ids(nodes.moved)) nodeMarks.set(id, { kind: "moved", note: "position" });
-  for (const item of nodes.changed) {
-    const id = ids([item])[0];
-    const note = changeNote(item);
-    const onlyMoved = item && (item.position_only || note === "position");
-    nodeMarks.set(id, { kind: onlyMoved ? "moved" : "changed", note });
-  }
-  for (const id of ids(nodes.added)) nodeMarks.set(id, { kind: "added", note: "" });
-  for (const id of ids(edges.added)) edgeMarks.set(id, "added");
-  for (const id of ids(edges.changed)) edgeMarks.set(id, "changed");
+  for (const item of edges.added) edgeMarks.set(item.id, "added");
+  for (const item of edges.changed) edgeMarks.set(item.id, "changed");
 
-  const removedNodes = new Set(ids(nodes.removed));
-  const removedEdges = new Set(ids(edges.removed));
+  const removedNodes = new Set(nodes.removed.map((n) => n.id));
+  const removedEdges = new Set(edges.removed.map((e) => e.id));
   const ghostNodes = (otherDefinition.nodes || [])
     .filter((n) => n && removedNodes.has(n.id))
     .map((n) => {
       const flow = toFlowNode(n);
-      return {
-        ...flow,
-        id: flow.id,
-        draggable: false,
-        connectable: false,
-        data: { ...flow.data, ghost: true, diff: "removed" },
-      };
+      return { ...flow, draggable: false, connectable: false, data: { ...flow.data, ghost: true, diff: "removed" } };
     });
   const present = new Set([...currentNodes.map((n) => n.id), ...ghostNodes.map((n) => n.id)]);
   const ghostEdges = (otherDefinition.edges || [])
@@ -60,12 +38,14 @@ export function diffOverlay(result, otherDefinition, currentNodes) {
       const flow = toFlowEdge(e);
       return { ...flow, id: `removed:${flow.id}`, className: "fm-diff-removed", data: { ...flow.data, ghost: true } };
     });
-  const count = (list) => list.length;
-  const summary = [
-    `${count(nodes.added)} added`,
-    `${count(nodes.removed)} removed`,
-    `${nodeMarks.size - count(nodes.added)} changed`,
-    `${count(edges.added) + count(edges.removed) + count(edges.changed)} edge changes`,
-  ].join(", ");
+  const summary = diff.identical
+    ? "no differences"
+    : [
+        `${nodes.added.length} added`,
+        `${nodes.removed.length} removed`,
+        `${nodes.changed.length} changed`,
+        `${nodes.moved.length} moved`,
+        `${edges.added.length + edges.removed.length + edges.changed.length} edge changes`,
+      ].join(", ");
   return { nodeMarks, edgeMarks, ghostNodes, ghostEdges, summary };
 }
