@@ -4,15 +4,17 @@ through the node form, connect it, save, see and fix a validation error, publish
 watch the run page's canvas follow the run live. Skipped when Chromium or Playwright is
 missing, or the test database is in memory."""
 
-import json
 import re
 
 import pytest
 
 from engine.statuses import RunStatus, WorkflowStatus
 from engine.tests.http_servers import Reply
+from runs import lifecycle
 from runs.models import Run
 from runs.tests import test_run_page_browser as run_page_browser
+from runs.tests.conftest import edge
+from runs.tests.conftest import node as step
 from runs.tests.test_run_page_browser import CHROMIUM, off_loop, playwright_api
 from workflows.models import Workflow
 
@@ -159,7 +161,7 @@ def test_build_configure_validate_publish_run_and_watch_live(
     assert run.status == RunStatus.COMPLETED
     assert run.context["transform_1"] == {"orders": 3}
     assert [r.path for r in target.requests] == ["/orders"]
-    assert json.loads(json.dumps(run.context["http_request_1"]["body"])) == {"orders": 3}
+    assert run.context["http_request_1"]["body"] == {"orders": 3}
 
 
 @pytest.fixture
@@ -286,4 +288,86 @@ def test_edit_a_published_workflow_as_a_new_draft_and_compare_the_versions(
     assert (
         copy.lineage != draft.lineage
         and copy.definition == off_loop(Workflow.objects.get, pk=draft.pk).definition
+    )
+
+
+@pytest.fixture
+def flaky_target(start):
+    """Answers 503 twice, then 200 on /flaky; 404 anywhere else."""
+    calls = []
+
+    def app(request):
+        if request.path != "/flaky":
+            return Reply(404, {"error": "no such thing"})
+        calls.append(request.path)
+        return Reply(503, "busy") if len(calls) <= 2 else Reply(200, {"ok": True})
+
+    return start(app)
+
+
+@pytest.fixture
+def branching_run(transactional_db, alice, flaky_target):
+    """ask (approval) -> flaky (2 retries) -> cond (false) -> yes (skipped) / no; and
+    lost (404, on_error continue: failed, the run goes on)."""
+    retry = {"max_attempts": 3, "backoff_base": 0}
+    workflow = Workflow.objects.create(
+        name="Branches",
+        definition={
+            "nodes": [
+                step("ask", "wait_for_approval", {}),
+                step("flaky", "http_request", {"url": f"{flaky_target.url}/flaky"}, **retry),
+                step("lost", "http_request", {"url": f"{flaky_target.url}/x"}, on_error="continue"),
+                step("cond", "condition", {"expression": "flaky.status_code == 404"}),
+                step("yes", "transform", {"mapping": {"branch": "yes"}}),
+                step("no", "transform", {"mapping": {"branch": "no"}}),
+            ],
+            "edges": [
+                edge("ask", "flaky"),
+                edge("ask", "lost"),
+                edge("flaky", "cond"),
+                edge("cond", "yes", "true"),
+                edge("cond", "no", "false"),
+            ],
+            "settings": {},
+        },
+        created_by=alice,
+    ).publish()
+    return lifecycle.start_run(workflow, {}, created_by=alice)
+
+
+def test_the_run_canvas_shows_statuses_retries_and_branches_live(
+    private_networks_allowed, branching_run, browser_page
+):
+    page = browser_page
+    page.goto(f"/runs/{branching_run.pk}/")
+    canvas = page.locator("#run-canvas")
+    expect(canvas.locator("[data-canvas-connection]")).to_have_text("live")
+    expect(page.locator(".canvas-fallback")).to_be_hidden()
+
+    def status(step_id):
+        return canvas.locator(f'.react-flow__node[data-id="{step_id}"] [data-step-status]')
+
+    expect(status("ask")).to_have_text("waiting", timeout=15_000)
+    expect(status("flaky")).to_have_text("pending")
+    off_loop(lifecycle.resume, branching_run.pk, "ask", {"approved": True}, decided_by="bob")
+    expect(status("no")).to_have_text("completed", timeout=15_000)
+    expect(status("ask")).to_have_text("completed")
+    expect(status("flaky")).to_have_text("completed")
+    retries = canvas.locator('.react-flow__node[data-id="flaky"] .fm-badge-retry')
+    expect(retries).to_have_text("retry 2")
+    expect(status("cond")).to_have_text("completed")
+    expect(status("yes")).to_have_text("skipped")
+    expect(status("lost")).to_have_text("failed")
+    expect(canvas.locator('.react-flow__node[data-id="lost"] .fm-node')).to_have_class(
+        re_word("fm-status-failed")
+    )
+    expect(canvas.locator(".fm-run-canvas")).to_have_attribute(
+        "data-canvas-run-status", "completed"
+    )
+    assert off_loop(Run.objects.get, pk=branching_run.pk).status == RunStatus.COMPLETED
+    # The same statuses from a fresh snapshot (a reload), not only from live events.
+    page.reload()
+    expect(status("yes")).to_have_text("skipped")
+    expect(canvas.locator('.react-flow__node[data-id="flaky"] .fm-badge-retry')).to_have_text(
+        "retry 2"
     )
