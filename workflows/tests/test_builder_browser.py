@@ -34,6 +34,12 @@ def private_networks_allowed(monkeypatch):
 
 
 @pytest.fixture
+def sample_functions(monkeypatch):
+    """Functions the server's function_call steps (and the palette) offer."""
+    monkeypatch.setenv("FLOWMATRX_FUNCTIONS", "engine.tests.sample_functions")
+
+
+@pytest.fixture
 def target(start):
     """The API the http_request step calls."""
     return start(lambda request: Reply(200, {"orders": 3}))
@@ -194,7 +200,7 @@ def node_ids(page):
 
 
 def test_edit_a_published_workflow_as_a_new_draft_and_compare_the_versions(
-    published_v1, browser_page
+    sample_functions, published_v1, browser_page
 ):
     page = browser_page
     page.set_viewport_size({"width": 1500, "height": 950})
@@ -233,6 +239,23 @@ def test_edit_a_published_workflow_as_a_new_draft_and_compare_the_versions(
     expect(page.locator(".fm-canvas .react-flow__node.selected")).to_have_count(2)
     page.keyboard.press("Control+z")
     expect(page.locator(".fm-canvas .react-flow__node")).to_have_count(1)
+
+    # A registered function from the palette is a function_call node with its name set.
+    page.get_by_label("Search steps").fill("double")
+    expect(page.locator(".fm-palette-item")).to_have_count(1)
+    page.locator('.fm-palette-item[data-function="tests.sample.double"]').drag_to(
+        page.locator(".fm-canvas .react-flow__pane"), target_position={"x": 520, "y": 420}
+    )
+    function_node = node(page, "tests_sample_double_1")
+    expect(function_node.locator(".fm-node-meta")).to_contain_text("function_call")
+    expect(page.locator('#node-panel [name="config__function"]')).to_have_value(
+        "tests.sample.double"
+    )
+    page.locator("#node-panel").click()
+    function_node.click()
+    page.keyboard.press("Delete")
+    expect(function_node).to_have_count(0)
+    page.get_by_label("Search steps").fill("")
 
     # A condition whose branches carry sourceHandle "true" / "false".
     drop(page, "condition", 520, 300)

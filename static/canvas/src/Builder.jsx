@@ -304,12 +304,17 @@ function Builder({ boot }) {
     window.requestAnimationFrame(() => flowApi.fitView({ duration: 200 }));
   }, [locked, history, flowApi]);
 
-  const undo = useCallback(() => {
-    if (!locked && history.undo()) showPanel(null);
-  }, [locked, history, showPanel]);
-  const redo = useCallback(() => {
-    if (!locked && history.redo()) showPanel(null);
-  }, [locked, history, showPanel]);
+  // The restored graph may not have the node the panel shows: start from no selection.
+  const travel = useCallback(
+    (move) => {
+      if (locked || !move()) return;
+      setNodes((all) => all.map((n) => (n.selected ? { ...n, selected: false } : n)));
+      showPanel(null);
+    },
+    [locked, showPanel],
+  );
+  const undo = useCallback(() => travel(history.undo), [travel, history]);
+  const redo = useCallback(() => travel(history.redo), [travel, history]);
 
   // -- server actions ----------------------------------------------------------------------------
   const save = useCallback(async () => {
@@ -578,6 +583,7 @@ function Builder({ boot }) {
           error={catalog.error}
           onAdd={addAtCenter}
           disabled={locked}
+          note={diff ? "Close the comparison to edit." : "This version is read-only."}
         />
         <div className="fm-canvas" onDragOver={(e) => e.preventDefault()} onDrop={onDrop}>
           <ReactFlow

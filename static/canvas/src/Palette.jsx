@@ -30,7 +30,7 @@ function Item({ item, onAdd, disabled }) {
   );
 }
 
-export function Palette({ steps, functions, error, onAdd, disabled }) {
+export function Palette({ steps, functions, error, onAdd, disabled, note }) {
   const [query, setQuery] = useState("");
   const groups = useMemo(() => {
     const byCategory = new Map();
@@ -66,7 +66,7 @@ export function Palette({ steps, functions, error, onAdd, disabled }) {
         onChange={(e) => setQuery(e.target.value)}
       />
       {error && <p className="fm-error">{error}</p>}
-      {disabled && <p className="fm-muted">This version is read-only.</p>}
+      {disabled && <p className="fm-muted">{note}</p>}
       {groups.map(([category, items]) => (
         <section key={category}>
           <h3>{category}</h3>
