@@ -71,11 +71,12 @@ def configure(page, node_id, fields):
     node(page, node_id).click()
     panel = page.locator("#node-panel")
     form = panel.locator("form")
-    expect(form.locator('input[name="node_id"]')).to_have_value(node_id)
+    # Generous timeouts: the server renders the form while other tests load the machine.
+    expect(form.locator('input[name="node_id"]')).to_have_value(node_id, timeout=15_000)
     for name, value in fields.items():
         form.locator(f'[name="{name}"]').fill(value)
     form.locator('[type="submit"]').first.click()
-    expect(panel).to_contain_text("saved", ignore_case=True)
+    expect(panel).to_contain_text("saved", ignore_case=True, timeout=15_000)
 
 
 def saved_definition(workflow_id):
@@ -103,13 +104,13 @@ def test_build_configure_validate_publish_run_and_watch_live(
         {"label": "Fetch orders", "config__url": f"{target.url}/orders"},
     )
     expect(node(page, "http_request_1").locator(".fm-node-title")).to_have_text("Fetch orders")
-    drop(page, "delay", 380, 140)
-    configure(page, "delay_1", {"config__seconds": "1.5"})
+    drop(page, "wait_for_approval", 380, 140)
+    configure(page, "wait_for_approval_1", {"config__prompt": "Send the report?"})
     drop(page, "transform", 700, 140)
     expect(node(page, "transform_1")).to_be_visible()
 
-    connect(page, "http_request_1", "delay_1")
-    connect(page, "delay_1", "transform_1")
+    connect(page, "http_request_1", "wait_for_approval_1")
+    connect(page, "wait_for_approval_1", "transform_1")
     expect(page.locator(".react-flow__edge")).to_have_count(2)
     expect(page.locator("#builder-canvas")).to_have_attribute("data-dirty", "true")
 
@@ -122,10 +123,14 @@ def test_build_configure_validate_publish_run_and_watch_live(
     problem = page.locator('.fm-problems li[data-node-id="transform_1"]')
     expect(problem).to_be_visible()
     definition = saved_definition(workflow_id)
-    assert [n["id"] for n in definition["nodes"]] == ["http_request_1", "delay_1", "transform_1"]
+    assert [n["id"] for n in definition["nodes"]] == [
+        "http_request_1",
+        "wait_for_approval_1",
+        "transform_1",
+    ]
     assert {(e["source"], e["target"]) for e in definition["edges"]} == {
-        ("http_request_1", "delay_1"),
-        ("delay_1", "transform_1"),
+        ("http_request_1", "wait_for_approval_1"),
+        ("wait_for_approval_1", "transform_1"),
     }
     assert definition["nodes"][0]["data"]["config"]["url"] == f"{target.url}/orders"
 
@@ -145,24 +150,28 @@ def test_build_configure_validate_publish_run_and_watch_live(
     expect(page.locator("[data-workflow-status]")).to_have_text("published")
     assert off_loop(Workflow.objects.get, pk=workflow_id).status == WorkflowStatus.PUBLISHED
 
-    # Run from the dialog; the run page's canvas follows the run.
+    # Run from the dialog; the run page's canvas follows the run: the approval waits, is
+    # approved on the page, and the rest of the run arrives live.
     page.get_by_role("button", name="Run…").click()
     page.locator("#run-dialog").get_by_role("button", name="Run", exact=True).click()
     page.wait_for_url("**/runs/*/")
     canvas = page.locator("#run-canvas")
     expect(canvas.locator("[data-canvas-connection]")).to_have_text("live")
-    status = canvas.locator('.react-flow__node[data-id="delay_1"] [data-step-status]')
-    expect(status).to_have_text("waiting", timeout=15_000)
-    expect(
-        canvas.locator('.react-flow__node[data-id="http_request_1"] [data-step-status]')
-    ).to_have_text("completed")
-    expect(status).to_have_text("completed", timeout=15_000)
-    expect(
-        canvas.locator('.react-flow__node[data-id="transform_1"] [data-step-status]')
-    ).to_have_text("completed", timeout=15_000)
+
+    def status(step_id):
+        return canvas.locator(f'.react-flow__node[data-id="{step_id}"] [data-step-status]')
+
+    expect(status("wait_for_approval_1")).to_have_text("waiting", timeout=15_000)
+    expect(status("http_request_1")).to_have_text("completed")
+    expect(status("transform_1")).to_have_text("pending")
+    page.evaluate("() => { window.notReloaded = true; }")
+    page.get_by_role("button", name="Approve").click()
+    expect(status("wait_for_approval_1")).to_have_text("completed", timeout=15_000)
+    expect(status("transform_1")).to_have_text("completed", timeout=15_000)
     expect(canvas.locator(".fm-run-canvas")).to_have_attribute(
         "data-canvas-run-status", "completed"
     )
+    assert page.evaluate("() => window.notReloaded") is True
     run = off_loop(Run.objects.get, workflow_id=workflow_id)
     assert run.status == RunStatus.COMPLETED
     assert run.context["transform_1"] == {"orders": 3}

@@ -120,6 +120,8 @@ function Builder({ boot }) {
         return;
       }
       const { nodes: all, edges: allEdges } = current.current;
+      // The latest selection wins: htmx would drop a request while one is in flight.
+      window.htmx.trigger(panel, "htmx:abort");
       window.htmx.ajax("POST", urls.node_form, {
         target: "#node-panel",
         swap: "innerHTML",
