@@ -19,10 +19,10 @@ their schemas are the catalog's `NODE_FIELDS`). A property becomes:
 Parsing gives the node's new `data`: the old data with the form's keys replaced. A blank
 optional field is left out, and so is a value equal to the schema's default that was not
 set before, so configs stay minimal. The result is then checked by the engine's own
-validation (`engine.validation.validate_definition`, on the whole definition with this
-node's data replaced): schema, policy, template-syntax and expression problems become
-errors on their fields; references to steps that are not upstream are only warnings (the
-node may be connected later; the canvas's validation reports them too).
+validation (`engine.validation.validate_definition`, see `node_problems`): schema,
+policy, template-syntax and expression problems become errors on their fields;
+references to steps that are not upstream are only warnings (the node may be connected
+later; the canvas's validation reports them too).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from typing import Any
 from django import forms
 
 from engine.catalog import NODE_FIELDS
+from engine.graph import Graph
 from engine.registry import StepType
 from engine.templates import is_template
 from engine.validation import validate_definition
@@ -222,7 +223,7 @@ class NodeForm(forms.Form):
 
     `node_data` is the node's current `data` (it fills the form and is the base the
     posted values replace). After `is_valid()`, `node_data_out` is the node's new data.
-    `definition` and `node_id` let validation judge references (upstream or not);
+    `graph` (of the canvas definition) and `node_id` let validation judge references;
     `warnings` maps field names (None: the node) to messages that do not refuse the form.
     """
 
@@ -232,13 +233,13 @@ class NodeForm(forms.Form):
         node_data: Mapping | None = None,
         *args,
         node_id: str = "node",
-        definition: Mapping | None = None,
+        graph: Graph | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.step_type = step_type
         self.node_id = node_id
-        self.definition = definition
+        self.graph = graph
         self.original = dict(node_data or {})
         config = self.original.get("config")
         self.original_config = dict(config) if isinstance(config, Mapping) else {}
@@ -380,9 +381,7 @@ class NodeForm(forms.Form):
                 self.warnings.setdefault(self._field_for(loc), []).append(message)
 
     def _problems(self, data: dict) -> list[tuple[tuple[str, ...], str, str]]:
-        return node_problems(
-            self.step_type.name, data, node_id=self.node_id, definition=self.definition
-        )
+        return node_problems(self.step_type.name, data, node_id=self.node_id, graph=self.graph)
 
     def _field_for(self, loc: tuple[str, ...]) -> str | None:
         """The form field a validation location (inside the node's data) is about."""
@@ -432,27 +431,31 @@ def node_problems(
     data: Mapping,
     *,
     node_id: str,
-    definition: Mapping | None = None,
+    graph: Graph | None = None,
 ) -> list[tuple[tuple[str, ...], str, str]]:
-    """(location inside the node's data, message, code) for every problem the
-    engine's validation finds in `data`, judged inside `definition` (this node's data and
-    type replaced; the node is added when the definition lacks it)."""
-    definition = definition if isinstance(definition, Mapping) else {}
-    nodes = definition.get("nodes")
-    nodes = list(nodes) if isinstance(nodes, list) else []
-    edges = definition.get("edges")
-    edges = list(edges) if isinstance(edges, list) else []
-    node = {"id": node_id, "type": type_name, "data": dict(data)}
-    for index, raw in enumerate(nodes):
-        if isinstance(raw, Mapping) and raw.get("id") == node_id:
-            nodes[index] = {**raw, **node}
-            break
-    else:
-        nodes.append(node)
-    out = []
+    """(location inside the node's data, message, code) for every problem the engine's
+    validation finds in the node's `data`.
+
+    The node is validated alone with, for every other step of `graph` that its data
+    names, a bare node and, when that step is upstream of it, an edge from it: reference
+    problems then read as they would in the whole definition ("not upstream", "no such
+    step"), at a cost that does not grow with the size of the workflow.
+    """
+    nodes: list[dict] = []
+    edges: list[dict] = []
+    if graph is not None and node_id in graph:
+        text = json.dumps(data, ensure_ascii=False, default=str)
+        upstream = graph.upstream(node_id)
+        for other in graph.node_ids:
+            if other == node_id or other not in text:
+                continue
+            nodes.append({"id": other})
+            if other in upstream:
+                edges.append({"id": f"{other}->{node_id}", "source": other, "target": node_id})
+    nodes.append({"id": node_id, "type": type_name, "data": dict(data)})
     here = ("nodes", node_id, "data")
-    for problem in validate_definition({"nodes": nodes, "edges": edges}):
-        if problem.node_id != node_id or problem.loc[:3] != here:
-            continue
-        out.append((problem.loc[3:], problem.msg, problem.code))
-    return out
+    return [
+        (problem.loc[3:], problem.msg, problem.code)
+        for problem in validate_definition({"nodes": nodes, "edges": edges})
+        if problem.node_id == node_id and problem.loc[:3] == here
+    ]

@@ -6,10 +6,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from engine.graph import Graph
 from engine.statuses import RunStatus, StepStatus
 from runs.models import Run, StepRun
 from workflows.models import Workflow
-from workflows.references import last_run, preview_context, reference_groups
+from workflows.references import MAX_STEPS, last_run, preview_context, reference_picker
 
 DEFINITION = {
     "nodes": [
@@ -30,6 +31,7 @@ DEFINITION = {
         {"id": "e4", "source": "side", "target": "fetch"},
     ],
 }
+GRAPH = Graph.from_definition(DEFINITION)
 
 
 @pytest.fixture
@@ -69,7 +71,7 @@ def paths(groups):
 
 
 def test_it_lists_the_input_and_each_upstream_step_in_execution_order(draft):
-    groups = reference_groups(draft, DEFINITION, "end")
+    groups = reference_picker(draft, GRAPH, "end").groups
     assert [g.root for g in groups] == ["input", "side", "fetch", "slug", "shape"]
     found = paths(groups)
     assert found["input"] == ["input", "input.city"]
@@ -81,7 +83,20 @@ def test_it_lists_the_input_and_each_upstream_step_in_execution_order(draft):
 
 
 def test_a_root_step_only_reads_the_input(draft):
-    assert [g.root for g in reference_groups(draft, DEFINITION, "side")] == ["input"]
+    assert [g.root for g in reference_picker(draft, GRAPH, "side").groups] == ["input"]
+
+
+def test_only_the_nearest_upstream_steps_are_listed(draft):
+    count = MAX_STEPS + 5
+    chain = {
+        "nodes": [{"id": f"s{i}", "type": "delay", "data": {}} for i in range(count + 1)],
+        "edges": [
+            {"id": f"e{i}", "source": f"s{i - 1}", "target": f"s{i}"} for i in range(1, count + 1)
+        ],
+    }
+    picker = reference_picker(draft, Graph.from_definition(chain), f"s{count}")
+    assert picker.unlisted == 5
+    assert [g.root for g in picker.groups[1:]] == [f"s{i}" for i in range(5, count)]
 
 
 def test_fields_seen_in_the_last_run_are_listed(draft):
@@ -90,7 +105,7 @@ def test_fields_seen_in_the_last_run_are_listed(draft):
         "fetch": {"status_code": 200, "body": {"items": [1, 2], "next": None}},
     }
     run = finished_run(draft, context)
-    groups = reference_groups(draft, DEFINITION, "end", run)
+    groups = reference_picker(draft, GRAPH, "end", run).groups
     found = paths(groups)
     assert found["fetch"] == [
         "fetch",
