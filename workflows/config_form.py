@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 
 from engine.catalog import NODE_FIELDS
+from engine.functions import functions, load_configured_functions
 from engine.graph import Graph
-from engine.registry import StepType
+from engine.registry import StepType, registry
 from engine.templates import is_template
 from engine.validation import validate_definition
 
@@ -51,6 +52,23 @@ MULTILINE_KEYS = frozenset(
 """String config keys that usually hold several lines (templates, code, SQL)."""
 
 WARNING_CODES = frozenset({"bad_reference"})
+
+
+def _function_names() -> list[str]:
+    load_configured_functions()
+    return functions.names()
+
+
+def _per_item_step_types() -> list[str]:
+    return [t.name for t in registry.all() if t.resume is None and t.wake is None]
+
+
+SUGGESTIONS: dict[tuple[str, str], Callable[[], list[str]]] = {
+    ("function_call", "function"): _function_names,
+    ("for_each", "step_type"): _per_item_step_types,
+}
+"""Text config fields whose valid values live in a registry, not in the schema: the form
+offers them (a datalist), validation still has the last word."""
 """Validation problems shown beside the field without refusing the form."""
 
 TEXT, TEXTAREA, INTEGER, NUMBER, BOOLEAN, ENUM, JSON, JSON_OR_TEXT, SECRET = (
@@ -246,6 +264,7 @@ class NodeForm(forms.Form):
         self.node_data_out: dict = {}
         self.warnings: dict[str | None, list[str]] = {}
         self.specs: dict[str, FieldSpec] = {}
+        self.suggestions: dict[str, list[str]] = {}
 
         schema = step_type.config_schema
         properties = schema.get("properties") or {}
@@ -265,7 +284,11 @@ class NodeForm(forms.Form):
         spec = FieldSpec(key, in_config, kind, prop, required)
         value = stored if present else prop.get("default")
         self.specs[spec.name] = spec
-        self.fields[spec.name] = _django_field(spec, _text_of(value, kind))
+        field = self.fields[spec.name] = _django_field(spec, _text_of(value, kind))
+        suggest = SUGGESTIONS.get((self.step_type.name, key)) if in_config else None
+        if suggest is not None and kind == TEXT:
+            self.suggestions[spec.name] = suggest()
+            field.widget.attrs["list"] = f"{spec.name}-suggestions"
         if kind == SECRET and stored:
             self.fields[spec.clear_name] = forms.BooleanField(
                 required=False, label="Remove the stored secret"
@@ -288,6 +311,7 @@ class NodeForm(forms.Form):
                     "clear": self[spec.clear_name] if spec.clear_name in self.fields else None,
                     "secret_set": spec.kind == SECRET and bool(stored),
                     "warnings": self.warnings.get(name, []),
+                    "suggestions": self.suggestions.get(name, []),
                 }
             )
         return out

@@ -272,3 +272,11 @@ def test_config_keys_outside_the_schema_are_dropped_and_announced():
     assert form.unknown_config_keys == ["sekonds"]
     assert form.is_valid(), form.errors
     assert form.node_data_out == {"config": {"seconds": 1}}
+
+
+def test_registry_backed_fields_offer_their_values():
+    form = NodeForm(registry.get("function_call"), {})
+    assert "text.slugify" in form.suggestions["config__function"]
+    assert form.fields["config__function"].widget.attrs["list"] == "config__function-suggestions"
+    offered = NodeForm(registry.get("for_each"), {}).suggestions["config__step_type"]
+    assert "http_request" in offered and "wait_for_approval" not in offered
