@@ -52,6 +52,7 @@ MULTILINE_KEYS = frozenset(
 """String config keys that usually hold several lines (templates, code, SQL)."""
 
 WARNING_CODES = frozenset({"bad_reference"})
+"""Validation problems shown beside the field without refusing the form."""
 
 
 def _function_names() -> list[str]:
@@ -69,7 +70,6 @@ SUGGESTIONS: dict[tuple[str, str], Callable[[], list[str]]] = {
 }
 """Text config fields whose valid values live in a registry, not in the schema: the form
 offers them (a datalist), validation still has the last word."""
-"""Validation problems shown beside the field without refusing the form."""
 
 TEXT, TEXTAREA, INTEGER, NUMBER, BOOLEAN, ENUM, JSON, JSON_OR_TEXT, SECRET = (
     "text",
@@ -170,10 +170,6 @@ class FieldSpec:
     def clear_name(self) -> str:
         """The "remove the stored secret" checkbox of a secret field."""
         return self.name + "__clear"
-
-    @property
-    def nullable(self) -> bool:
-        return "null" in schema_types(self.prop)
 
 
 def _text_of(value: Any, kind: str) -> Any:
@@ -298,7 +294,7 @@ class NodeForm(forms.Form):
 
     def rows(self, *, in_config: bool) -> list[dict]:
         """[{"field": bound field, "spec", "clear": bound field or None, "secret_set",
-        "warnings"}] for the config part or the common part."""
+        "warnings", "suggestions"}] for the config part or the common part."""
         out = []
         for name, spec in self.specs.items():
             if spec.in_config != in_config:
