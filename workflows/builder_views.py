@@ -24,7 +24,8 @@ token, form-encoded; an anonymous request is redirected to the login page):
     definition through the JSON API). A version that is not a draft answers 409.
 
 ``POST /workflows/<uuid>/builder/preview`` (``workflows:preview``)
-    Fields ``template``, ``node_id``. Answers 200 with an HTML fragment
+    Fields ``template``, ``node_id``, and optionally ``kind`` (``template``, the default,
+    or ``expression`` for a condition's expression). Answers 200 with an HTML fragment
     (``_preview.html``): what the template resolves to against the context of the most
     recent run of any version of the workflow (a run in which a step completed, else the
     latest run), or the engine's error message, or a note that there is no run yet.
@@ -49,6 +50,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_POST
 
+from engine.expressions import ExpressionError, evaluate
 from engine.graph import Graph
 from engine.registry import registry
 from engine.templates import MAX_SOURCE_BYTES, TemplateError, is_template, render
@@ -199,6 +201,9 @@ def node_form_save(request, workflow_id):
 class PreviewRequest(forms.Form):
     template = forms.CharField(strip=False, max_length=MAX_SOURCE_BYTES)
     node_id = forms.CharField(max_length=200, strip=False)
+    kind = forms.ChoiceField(
+        choices=[("template", "template"), ("expression", "expression")], required=False
+    )
 
 
 _KIND_NAMES = {"dict": "object", "bool": "boolean", "int": "number", "float": "number"}
@@ -224,16 +229,20 @@ def preview(request, workflow_id):
     form = PreviewRequest(request.POST)
     if not form.is_valid():
         return _refused(request, form, 400)
-    template, node_id = form.cleaned_data["template"], form.cleaned_data["node_id"]
-    if not is_template(template):
-        text, _ = _shown(template)
+    source, node_id = form.cleaned_data["template"], form.cleaned_data["node_id"]
+    expression = form.cleaned_data["kind"] == "expression"
+    if not expression and not is_template(source):
+        text, _ = _shown(source)
         context = {"workflow": workflow, "is_template": False, "text": text}
         return TemplateResponse(request, f"{PARTIALS}/_preview.html", context)
     run = last_run(workflow)
-    context = {"workflow": workflow, "run": run, "is_template": True}
+    context = {"workflow": workflow, "run": run, "is_template": True, "expression": expression}
     if run is not None:
+        names = preview_context(run, node_id)
         try:
-            value = render(template, preview_context(run, node_id))
+            value = evaluate(source, names) if expression else render(source, names)
+        except ExpressionError as error:
+            context["error"] = str(error)
         except TemplateError as error:
             context["error"] = error.message
         else:

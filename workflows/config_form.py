@@ -40,7 +40,7 @@ from engine.functions import functions, load_configured_functions
 from engine.graph import Graph
 from engine.registry import StepType, registry
 from engine.templates import is_template
-from engine.validation import validate_definition
+from engine.validation import _EXPRESSION_FIELDS, validate_definition
 
 CONFIG_PREFIX = "config__"
 COMMON_KEYS = tuple(NODE_FIELDS)
@@ -70,6 +70,14 @@ SUGGESTIONS: dict[tuple[str, str], Callable[[], list[str]]] = {
 }
 """Text config fields whose valid values live in a registry, not in the schema: the form
 offers them (a datalist), validation still has the last word."""
+
+
+def is_expression(type_name: str, key: str) -> bool:
+    """True for a config key that holds a safe expression (``fetch.status_code == 200``),
+    not a template: the engine's validation knows which those are."""
+    field = _EXPRESSION_FIELDS.get(type_name)
+    return field is not None and field[0] == key
+
 
 TEXT, TEXTAREA, INTEGER, NUMBER, BOOLEAN, ENUM, JSON, JSON_OR_TEXT, SECRET = (
     "text",
@@ -281,6 +289,8 @@ class NodeForm(forms.Form):
         value = stored if present else prop.get("default")
         self.specs[spec.name] = spec
         field = self.fields[spec.name] = _django_field(spec, _text_of(value, kind))
+        if in_config and is_expression(self.step_type.name, key):
+            field.widget.attrs["data-fm-expression"] = "true"
         suggest = SUGGESTIONS.get((self.step_type.name, key)) if in_config else None
         if suggest is not None and kind == TEXT:
             self.suggestions[spec.name] = suggest()

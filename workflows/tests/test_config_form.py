@@ -280,3 +280,11 @@ def test_registry_backed_fields_offer_their_values():
     assert form.fields["config__function"].widget.attrs["list"] == "config__function-suggestions"
     offered = NodeForm(registry.get("for_each"), {}).suggestions["config__step_type"]
     assert "http_request" in offered and "wait_for_approval" not in offered
+
+
+def test_expression_fields_are_marked_for_the_picker():
+    form = NodeForm(registry.get("condition"), {})
+    assert form.fields["config__expression"].widget.attrs["data-fm-expression"] == "true"
+    form = NodeForm(registry.get("wait_for_event"), {})
+    assert form.fields["config__match"].widget.attrs["data-fm-expression"] == "true"
+    assert "data-fm-expression" not in form.fields["config__event_name"].widget.attrs

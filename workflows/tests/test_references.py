@@ -172,6 +172,18 @@ def test_the_preview_shows_the_engines_error(signed_in, draft):
     assert "template syntax error" in html
 
 
+def test_an_expression_is_previewed_with_the_engines_evaluator(signed_in, draft):
+    finished_run(draft, {"input": {"city": "Oslo"}, "fetch": {"status_code": 200}})
+    url = reverse("workflows:preview", args=[draft.pk])
+    fields = {"template": "fetch.status_code == 200", "node_id": "end", "kind": "expression"}
+    html = unescape(signed_in.post(url, fields).content.decode())
+    assert "Resolves to (boolean)" in html and ">true</pre>" in html
+    fields["template"] = "fetch.status_code < 'x'"
+    html = unescape(signed_in.post(url, fields).content.decode())
+    assert "This expression fails against the last run" in html
+    assert "cannot compare a number and a string" in html
+
+
 def test_the_preview_without_a_run_says_so(signed_in, draft):
     status, html = preview(signed_in, draft, "{{ input.city }}")
     assert status == 200 and "No run of this workflow yet" in html
@@ -193,7 +205,15 @@ def test_the_preview_escapes_what_it_shows(signed_in, draft):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.content.decode()
 
 
-@pytest.mark.parametrize("fields", [{}, {"template": "{{ x }}"}, {"node_id": "end"}])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"template": "{{ x }}"},
+        {"node_id": "end"},
+        {"template": "{{ x }}", "node_id": "end", "kind": "python"},
+    ],
+)
 def test_the_preview_needs_a_template_and_a_node_id(signed_in, draft, fields):
     url = reverse("workflows:preview", args=[draft.pk])
     assert signed_in.post(url, fields).status_code == 400
