@@ -176,6 +176,9 @@ def reference_picker(
     groups = [_input_group(workflow, run)]
     if node_id not in graph:
         return Picker(groups)
+    if graph.node_type(node_id) == "for_each":
+        each = [Reference("item", "the current item"), Reference("index", "its position, from 0")]
+        groups.append(ReferenceGroup("Each item (in step_config only)", "item", each))
     context = run.context if run is not None and isinstance(run.context, dict) else {}
     steps, unlisted = _upstream_in_order(graph, node_id)
     for step_id in steps:

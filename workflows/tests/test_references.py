@@ -82,6 +82,12 @@ def test_it_lists_the_input_and_each_upstream_step_in_execution_order(draft):
     assert groups[1].references[0].template == "{{ side }}"
 
 
+def test_a_for_each_also_offers_the_item_and_its_index(draft):
+    definition = {"nodes": [{"id": "loop", "type": "for_each", "data": {}}], "edges": []}
+    groups = reference_picker(draft, Graph.from_definition(definition), "loop").groups
+    assert paths(groups) == {"input": ["input", "input.city"], "item": ["item", "index"]}
+
+
 def test_a_root_step_only_reads_the_input(draft):
     assert [g.root for g in reference_picker(draft, GRAPH, "side").groups] == ["input"]
 
