@@ -24,7 +24,8 @@ token, form-encoded; an anonymous request is redirected to the login page):
     definition through the JSON API). A version that is not a draft answers 409.
 
 ``POST /workflows/<uuid>/builder/preview`` (``workflows:preview``)
-    Fields ``template``, ``node_id``. Answers 200 with an HTML fragment
+    Fields ``template``, ``node_id``, and optionally ``kind`` (``template``, the default,
+    or ``expression`` for a condition's expression). Answers 200 with an HTML fragment
     (``_preview.html``): what the template resolves to against the context of the most
     recent run of any version of the workflow (a run in which a step completed, else the
     latest run), or the engine's error message, or a note that there is no run yet.
@@ -49,14 +50,21 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_POST
 
+from engine.expressions import ExpressionError, evaluate
+from engine.graph import Graph
 from engine.registry import registry
 from engine.templates import MAX_SOURCE_BYTES, TemplateError, is_template, render
 from workflows.config_form import NodeForm
 from workflows.models import Workflow
-from workflows.references import last_run, preview_context, reference_groups
+from workflows.references import last_run, preview_context, reference_picker
 
 PARTIALS = "workflows/builder"
 MAX_PREVIEW_CHARS = 20_000
+
+
+def _load(workflow_id) -> Workflow:
+    # the stored definition is not needed (the canvas sends its own) and may be large
+    return get_object_or_404(Workflow.objects.defer("definition"), pk=workflow_id)
 
 
 def _json_object(text: str, what: str) -> dict:
@@ -118,9 +126,8 @@ def _node_request(request):
     return None, _refused(request, node_request, 422 if node_request.unknown else 400)
 
 
-def _render_form(request, workflow, node_request, form, *, saved=False, status=200):
-    node_id = node_request.cleaned_data["node_id"]
-    definition = form.definition
+def _render_form(request, workflow, form, definition, *, saved=False, status=200):
+    node_id = form.node_id
     context = {
         "workflow": workflow,
         "form": form,
@@ -128,7 +135,7 @@ def _render_form(request, workflow, node_request, form, *, saved=False, status=2
         "step_type": form.step_type,
         "node_data_json": json.dumps(form.original, ensure_ascii=False),
         "definition_json": json.dumps(definition, ensure_ascii=False),
-        "reference_groups": reference_groups(workflow, definition, node_id, last_run(workflow)),
+        "picker": reference_picker(workflow, form.graph, node_id, last_run(workflow)),
         "editable": workflow.is_draft,
         "saved": saved,
     }
@@ -138,19 +145,16 @@ def _render_form(request, workflow, node_request, form, *, saved=False, status=2
 @login_required
 @require_POST
 def node_form(request, workflow_id):
-    workflow = get_object_or_404(Workflow, pk=workflow_id)
+    workflow = _load(workflow_id)
     node_request, refused = _node_request(request)
     if refused:
         return refused
     data = node_request.cleaned_data
-    form = NodeForm(
-        registry.get(data["step_type"]),
-        data["node_data"],
-        node_id=data["node_id"],
-        definition=data["definition"],
-    )
+    graph = Graph.from_definition(data["definition"])
+    step_type = registry.get(data["step_type"])
+    form = NodeForm(step_type, data["node_data"], node_id=data["node_id"], graph=graph)
     form.check_stored()
-    return _render_form(request, workflow, node_request, form)
+    return _render_form(request, workflow, form, data["definition"])
 
 
 def _with_node_data(definition: dict, node_id: str, node_data: dict) -> dict:
@@ -164,29 +168,31 @@ def _with_node_data(definition: dict, node_id: str, node_data: dict) -> dict:
 @login_required
 @require_POST
 def node_form_save(request, workflow_id):
-    workflow = get_object_or_404(Workflow, pk=workflow_id)
+    workflow = _load(workflow_id)
     node_request, refused = _node_request(request)
     if refused:
         return refused
     data = node_request.cleaned_data
+    definition, node_id = data["definition"], data["node_id"]
+    # only the node's data changes: its graph stays the same
+    graph = Graph.from_definition(definition)
     step_type = registry.get(data["step_type"])
-    options = {"node_id": data["node_id"], "definition": data["definition"]}
-    form = NodeForm(step_type, data["node_data"], request.POST, **options)
+    form = NodeForm(step_type, data["node_data"], request.POST, node_id=node_id, graph=graph)
     if not workflow.is_draft:
         form.add_error(
             None,
             f"Version {workflow.version} is {workflow.status}: make a new draft to change it.",
         )
-        return _render_form(request, workflow, node_request, form, status=409)
+        return _render_form(request, workflow, form, definition, status=409)
     if not form.is_valid():
-        return _render_form(request, workflow, node_request, form)
+        return _render_form(request, workflow, form, definition)
 
     new_data = form.node_data_out
-    options["definition"] = _with_node_data(data["definition"], data["node_id"], new_data)
-    fresh = NodeForm(step_type, new_data, **options)
+    fresh = NodeForm(step_type, new_data, node_id=node_id, graph=graph)
     fresh.check_stored()
-    response = _render_form(request, workflow, node_request, fresh, saved=True)
-    trigger = {"flowmatrx:node-saved": {"node_id": data["node_id"], "data": new_data}}
+    definition = _with_node_data(definition, node_id, new_data)
+    response = _render_form(request, workflow, fresh, definition, saved=True)
+    trigger = {"flowmatrx:node-saved": {"node_id": node_id, "data": new_data}}
     # ASCII JSON: a header value must not carry raw non-Latin-1 characters
     response["HX-Trigger"] = json.dumps(trigger, ensure_ascii=True)
     return response
@@ -195,6 +201,9 @@ def node_form_save(request, workflow_id):
 class PreviewRequest(forms.Form):
     template = forms.CharField(strip=False, max_length=MAX_SOURCE_BYTES)
     node_id = forms.CharField(max_length=200, strip=False)
+    kind = forms.ChoiceField(
+        choices=[("template", "template"), ("expression", "expression")], required=False
+    )
 
 
 _KIND_NAMES = {"dict": "object", "bool": "boolean", "int": "number", "float": "number"}
@@ -216,20 +225,24 @@ def _shown(value) -> tuple[str, str]:
 @login_required
 @require_POST
 def preview(request, workflow_id):
-    workflow = get_object_or_404(Workflow, pk=workflow_id)
+    workflow = _load(workflow_id)
     form = PreviewRequest(request.POST)
     if not form.is_valid():
         return _refused(request, form, 400)
-    template, node_id = form.cleaned_data["template"], form.cleaned_data["node_id"]
-    if not is_template(template):
-        text, _ = _shown(template)
+    source, node_id = form.cleaned_data["template"], form.cleaned_data["node_id"]
+    expression = form.cleaned_data["kind"] == "expression"
+    if not expression and not is_template(source):
+        text, _ = _shown(source)
         context = {"workflow": workflow, "is_template": False, "text": text}
         return TemplateResponse(request, f"{PARTIALS}/_preview.html", context)
     run = last_run(workflow)
-    context = {"workflow": workflow, "run": run, "is_template": True}
+    context = {"workflow": workflow, "run": run, "is_template": True, "expression": expression}
     if run is not None:
+        names = preview_context(run, node_id)
         try:
-            value = render(template, preview_context(run, node_id))
+            value = evaluate(source, names) if expression else render(source, names)
+        except ExpressionError as error:
+            context["error"] = str(error)
         except TemplateError as error:
             context["error"] = error.message
         else:

@@ -19,26 +19,28 @@ their schemas are the catalog's `NODE_FIELDS`). A property becomes:
 Parsing gives the node's new `data`: the old data with the form's keys replaced. A blank
 optional field is left out, and so is a value equal to the schema's default that was not
 set before, so configs stay minimal. The result is then checked by the engine's own
-validation (`engine.validation.validate_definition`, on the whole definition with this
-node's data replaced): schema, policy, template-syntax and expression problems become
-errors on their fields; references to steps that are not upstream are only warnings (the
-node may be connected later; the canvas's validation reports them too).
+validation (`engine.validation.validate_definition`, see `node_problems`): schema,
+policy, template-syntax and expression problems become errors on their fields;
+references to steps that are not upstream are only warnings (the node may be connected
+later; the canvas's validation reports them too).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 
 from engine.catalog import NODE_FIELDS
-from engine.registry import StepType
+from engine.functions import functions, load_configured_functions
+from engine.graph import Graph
+from engine.registry import StepType, registry
 from engine.templates import is_template
-from engine.validation import validate_definition
+from engine.validation import _EXPRESSION_FIELDS, validate_definition
 
 CONFIG_PREFIX = "config__"
 COMMON_KEYS = tuple(NODE_FIELDS)
@@ -51,6 +53,31 @@ MULTILINE_KEYS = frozenset(
 
 WARNING_CODES = frozenset({"bad_reference"})
 """Validation problems shown beside the field without refusing the form."""
+
+
+def _function_names() -> list[str]:
+    load_configured_functions()
+    return functions.names()
+
+
+def _per_item_step_types() -> list[str]:
+    return [t.name for t in registry.all() if t.resume is None and t.wake is None]
+
+
+SUGGESTIONS: dict[tuple[str, str], Callable[[], list[str]]] = {
+    ("function_call", "function"): _function_names,
+    ("for_each", "step_type"): _per_item_step_types,
+}
+"""Text config fields whose valid values live in a registry, not in the schema: the form
+offers them (a datalist), validation still has the last word."""
+
+
+def is_expression(type_name: str, key: str) -> bool:
+    """True for a config key that holds a safe expression (``fetch.status_code == 200``),
+    not a template: the engine's validation knows which those are."""
+    field = _EXPRESSION_FIELDS.get(type_name)
+    return field is not None and field[0] == key
+
 
 TEXT, TEXTAREA, INTEGER, NUMBER, BOOLEAN, ENUM, JSON, JSON_OR_TEXT, SECRET = (
     "text",
@@ -152,10 +179,6 @@ class FieldSpec:
         """The "remove the stored secret" checkbox of a secret field."""
         return self.name + "__clear"
 
-    @property
-    def nullable(self) -> bool:
-        return "null" in schema_types(self.prop)
-
 
 def _text_of(value: Any, kind: str) -> Any:
     """A stored value as the form shows it."""
@@ -222,7 +245,7 @@ class NodeForm(forms.Form):
 
     `node_data` is the node's current `data` (it fills the form and is the base the
     posted values replace). After `is_valid()`, `node_data_out` is the node's new data.
-    `definition` and `node_id` let validation judge references (upstream or not);
+    `graph` (of the canvas definition) and `node_id` let validation judge references;
     `warnings` maps field names (None: the node) to messages that do not refuse the form.
     """
 
@@ -232,19 +255,20 @@ class NodeForm(forms.Form):
         node_data: Mapping | None = None,
         *args,
         node_id: str = "node",
-        definition: Mapping | None = None,
+        graph: Graph | None = None,
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
         self.step_type = step_type
         self.node_id = node_id
-        self.definition = definition
+        self.graph = graph
         self.original = dict(node_data or {})
         config = self.original.get("config")
         self.original_config = dict(config) if isinstance(config, Mapping) else {}
         self.node_data_out: dict = {}
         self.warnings: dict[str | None, list[str]] = {}
         self.specs: dict[str, FieldSpec] = {}
+        self.suggestions: dict[str, list[str]] = {}
 
         schema = step_type.config_schema
         properties = schema.get("properties") or {}
@@ -264,7 +288,13 @@ class NodeForm(forms.Form):
         spec = FieldSpec(key, in_config, kind, prop, required)
         value = stored if present else prop.get("default")
         self.specs[spec.name] = spec
-        self.fields[spec.name] = _django_field(spec, _text_of(value, kind))
+        field = self.fields[spec.name] = _django_field(spec, _text_of(value, kind))
+        if in_config and is_expression(self.step_type.name, key):
+            field.widget.attrs["data-fm-expression"] = "true"
+        suggest = SUGGESTIONS.get((self.step_type.name, key)) if in_config else None
+        if suggest is not None and kind == TEXT:
+            self.suggestions[spec.name] = suggest()
+            field.widget.attrs["list"] = f"{spec.name}-suggestions"
         if kind == SECRET and stored:
             self.fields[spec.clear_name] = forms.BooleanField(
                 required=False, label="Remove the stored secret"
@@ -274,7 +304,7 @@ class NodeForm(forms.Form):
 
     def rows(self, *, in_config: bool) -> list[dict]:
         """[{"field": bound field, "spec", "clear": bound field or None, "secret_set",
-        "warnings"}] for the config part or the common part."""
+        "warnings", "suggestions"}] for the config part or the common part."""
         out = []
         for name, spec in self.specs.items():
             if spec.in_config != in_config:
@@ -287,6 +317,7 @@ class NodeForm(forms.Form):
                     "clear": self[spec.clear_name] if spec.clear_name in self.fields else None,
                     "secret_set": spec.kind == SECRET and bool(stored),
                     "warnings": self.warnings.get(name, []),
+                    "suggestions": self.suggestions.get(name, []),
                 }
             )
         return out
@@ -380,9 +411,7 @@ class NodeForm(forms.Form):
                 self.warnings.setdefault(self._field_for(loc), []).append(message)
 
     def _problems(self, data: dict) -> list[tuple[tuple[str, ...], str, str]]:
-        return node_problems(
-            self.step_type.name, data, node_id=self.node_id, definition=self.definition
-        )
+        return node_problems(self.step_type.name, data, node_id=self.node_id, graph=self.graph)
 
     def _field_for(self, loc: tuple[str, ...]) -> str | None:
         """The form field a validation location (inside the node's data) is about."""
@@ -432,27 +461,31 @@ def node_problems(
     data: Mapping,
     *,
     node_id: str,
-    definition: Mapping | None = None,
+    graph: Graph | None = None,
 ) -> list[tuple[tuple[str, ...], str, str]]:
-    """(location inside the node's data, message, code) for every problem the
-    engine's validation finds in `data`, judged inside `definition` (this node's data and
-    type replaced; the node is added when the definition lacks it)."""
-    definition = definition if isinstance(definition, Mapping) else {}
-    nodes = definition.get("nodes")
-    nodes = list(nodes) if isinstance(nodes, list) else []
-    edges = definition.get("edges")
-    edges = list(edges) if isinstance(edges, list) else []
-    node = {"id": node_id, "type": type_name, "data": dict(data)}
-    for index, raw in enumerate(nodes):
-        if isinstance(raw, Mapping) and raw.get("id") == node_id:
-            nodes[index] = {**raw, **node}
-            break
-    else:
-        nodes.append(node)
-    out = []
+    """(location inside the node's data, message, code) for every problem the engine's
+    validation finds in the node's `data`.
+
+    The node is validated alone with, for every other step of `graph` that its data
+    names, a bare node and, when that step is upstream of it, an edge from it: reference
+    problems then read as they would in the whole definition ("not upstream", "no such
+    step"), at a cost that does not grow with the size of the workflow.
+    """
+    nodes: list[dict] = []
+    edges: list[dict] = []
+    if graph is not None and node_id in graph:
+        text = json.dumps(data, ensure_ascii=False, default=str)
+        upstream = graph.upstream(node_id)
+        for other in graph.node_ids:
+            if other == node_id or other not in text:
+                continue
+            nodes.append({"id": other})
+            if other in upstream:
+                edges.append({"id": f"{other}->{node_id}", "source": other, "target": node_id})
+    nodes.append({"id": node_id, "type": type_name, "data": dict(data)})
     here = ("nodes", node_id, "data")
-    for problem in validate_definition({"nodes": nodes, "edges": edges}):
-        if problem.node_id != node_id or problem.loc[:3] != here:
-            continue
-        out.append((problem.loc[3:], problem.msg, problem.code))
-    return out
+    return [
+        (problem.loc[3:], problem.msg, problem.code)
+        for problem in validate_definition({"nodes": nodes, "edges": edges})
+        if problem.node_id == node_id and problem.loc[:3] == here
+    ]

@@ -1,6 +1,6 @@
 """What a node's templates can read: the builder's reference picker and template preview.
 
-`reference_groups` lists, for one node of a (possibly unsaved) definition, the references
+`reference_picker` lists, for one node of a (possibly unsaved) definition, the references
 its templates may use: ``{{ input.<field> }}`` from the workflow's input schema, and
 ``{{ <step>.<field> }}`` for every step upstream of the node (the engine's graph decides
 what is upstream). A step's fields come from what is known about its output without
@@ -29,6 +29,8 @@ from workflows.models import Workflow
 
 MAX_FIELDS = 40
 """References listed per step at most (outputs can be large)."""
+MAX_STEPS = 50
+"""Upstream steps listed at most: the nearest ones (the last in execution order)."""
 _DEPTH = 2  # fields listed down to step.a.b
 
 
@@ -129,13 +131,15 @@ def _declared(step_id: str, node: Mapping) -> dict[str, str]:
     return out
 
 
-def _upstream_in_order(graph: Graph, node_id: str) -> list[str]:
+def _upstream_in_order(graph: Graph, node_id: str) -> tuple[list[str], int]:
+    """The nearest `MAX_STEPS` upstream steps in execution order, and how many are left out."""
     upstream = graph.upstream(node_id)
     try:
         order = graph.topological_order()
     except CycleError:
         order = list(graph.node_ids)
-    return [n for n in order if n in upstream]
+    ordered = [n for n in order if n in upstream]
+    return ordered[-MAX_STEPS:], max(len(ordered) - MAX_STEPS, 0)
 
 
 def _input_group(workflow: Workflow, run: Run | None) -> ReferenceGroup:
@@ -156,17 +160,28 @@ def _input_group(workflow: Workflow, run: Run | None) -> ReferenceGroup:
     return ReferenceGroup("Run input", "input", references)
 
 
-def reference_groups(
-    workflow: Workflow, definition: Mapping, node_id: str, run: Run | None = None
-) -> list[ReferenceGroup]:
-    """The references the templates of `node_id` may use, grouped: the run input first,
-    then each upstream step in execution order."""
+@dataclass(frozen=True)
+class Picker:
+    groups: list[ReferenceGroup]
+    """The run input first, then the nearest `MAX_STEPS` upstream steps in execution order."""
+    unlisted: int = 0
+    """Upstream steps further away, left out."""
+
+
+def reference_picker(
+    workflow: Workflow, graph: Graph, node_id: str, run: Run | None = None
+) -> Picker:
+    """The references the templates of `node_id` (a node of `graph`, the canvas
+    definition) may use, grouped by where they read."""
     groups = [_input_group(workflow, run)]
-    graph = Graph.from_definition(definition)
     if node_id not in graph:
-        return groups
+        return Picker(groups)
+    if graph.node_type(node_id) == "for_each":
+        each = [Reference("item", "the current item"), Reference("index", "its position, from 0")]
+        groups.append(ReferenceGroup("Each item (in step_config only)", "item", each))
     context = run.context if run is not None and isinstance(run.context, dict) else {}
-    for step_id in _upstream_in_order(graph, node_id):
+    steps, unlisted = _upstream_in_order(graph, node_id)
+    for step_id in steps:
         node = graph.nodes[step_id]
         fields = _declared(step_id, node)
         if step_id in context:
@@ -179,4 +194,4 @@ def reference_groups(
         references = [Reference(step_id, "the whole output")]
         references += [Reference(path, hint) for path, hint in list(fields.items())[:MAX_FIELDS]]
         groups.append(ReferenceGroup(title, step_id, references))
-    return groups
+    return Picker(groups, unlisted)

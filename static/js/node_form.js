@@ -1,6 +1,7 @@
 // The builder's node config form (templates/workflows/builder/_node_form.html):
 // clicking a reference inserts it at the cursor of the field last edited, and
-// "Preview the field" shows what that field's template resolves to against the last run.
+// "Preview the field" shows what that field's template (or expression) resolves to against
+// the last run.
 // Loaded with each form partial, so it installs its document-level listeners only once.
 (function () {
   "use strict";
@@ -43,7 +44,13 @@
       if (!field && panel) {
         field = panel.querySelector("form textarea:not([disabled]), form input[type=text]:not([disabled])");
       }
-      if (field && !field.disabled) insertAtCursor(field, ref.getAttribute("data-fm-ref"));
+      if (field && !field.disabled) {
+        // an expression (a condition) names values bare: fetch.status_code == 200
+        var text = field.hasAttribute("data-fm-expression")
+          ? ref.getAttribute("data-fm-path")
+          : ref.getAttribute("data-fm-ref");
+        insertAtCursor(field, text);
+      }
       return;
     }
     var button = event.target.closest && event.target.closest("[data-fm-preview]");
@@ -59,7 +66,11 @@
         source: button,
         target: output,
         swap: "innerHTML",
-        values: { template: source.value, node_id: button.getAttribute("data-node-id") },
+        values: {
+          template: source.value,
+          node_id: button.getAttribute("data-node-id"),
+          kind: source.hasAttribute("data-fm-expression") ? "expression" : "template",
+        },
       });
     }
   });

@@ -272,3 +272,19 @@ def test_config_keys_outside_the_schema_are_dropped_and_announced():
     assert form.unknown_config_keys == ["sekonds"]
     assert form.is_valid(), form.errors
     assert form.node_data_out == {"config": {"seconds": 1}}
+
+
+def test_registry_backed_fields_offer_their_values():
+    form = NodeForm(registry.get("function_call"), {})
+    assert "text.slugify" in form.suggestions["config__function"]
+    assert form.fields["config__function"].widget.attrs["list"] == "config__function-suggestions"
+    offered = NodeForm(registry.get("for_each"), {}).suggestions["config__step_type"]
+    assert "http_request" in offered and "wait_for_approval" not in offered
+
+
+def test_expression_fields_are_marked_for_the_picker():
+    form = NodeForm(registry.get("condition"), {})
+    assert form.fields["config__expression"].widget.attrs["data-fm-expression"] == "true"
+    form = NodeForm(registry.get("wait_for_event"), {})
+    assert form.fields["config__match"].widget.attrs["data-fm-expression"] == "true"
+    assert "data-fm-expression" not in form.fields["config__event_name"].widget.attrs

@@ -224,6 +224,15 @@ def test_a_blank_secret_keeps_the_stored_one_and_is_never_shown(signed_in, draft
     assert "secret" not in saved_data(save(signed_in, draft, "notify", values))["data"]["config"]
 
 
+def test_a_function_call_offers_the_registered_functions(signed_in, draft):
+    definition = json.loads(json.dumps(DEFINITION))
+    definition["nodes"].append({"id": "slug", "type": "function_call", "data": {}})
+    html = open_form(signed_in, draft, "slug", definition).content.decode()
+    assert 'list="config__function-suggestions"' in html
+    assert '<datalist id="config__function-suggestions">' in html
+    assert '<option value="text.slugify">' in html
+
+
 def test_other_keys_of_the_node_data_are_kept(signed_in, draft):
     definition = json.loads(json.dumps(DEFINITION))
     node("loose", definition)["data"] = {"config": {"seconds": 5}, "note": "keep me"}

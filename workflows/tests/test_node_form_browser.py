@@ -103,3 +103,27 @@ def test_it_inserts_references_previews_and_saves(draft, browser_page):  # noqa:
         }
     ]
     assert off_loop(Workflow.objects.get, pk=workflow.pk).definition == DEFINITION
+
+
+def test_an_expression_field_gets_bare_references(draft, browser_page):  # noqa: F811
+    page = browser_page
+    page.goto(f"/workflows/{draft.pk}/")
+    definition = json.loads(json.dumps(DEFINITION))
+    definition["nodes"].append({"id": "check", "type": "condition", "data": {}})
+    definition["edges"].append({"id": "e2", "source": "start", "target": "check"})
+    fields = {
+        "node_id": "check",
+        "step_type": "condition",
+        "node_data": "{}",
+        "definition": json.dumps(definition),
+    }
+    page.evaluate(LOAD_FORM, [f"/workflows/{draft.pk}/builder/node-form", fields])
+    expression = page.locator("#panel [name=config__expression]")
+    expression.wait_for()
+    expression.click()
+    page.click('#panel [data-fm-ref="{{ start.n }}"]')
+    page.keyboard.type(" == 1")
+    assert expression.input_value() == "start.n == 1"
+    page.click("#panel [data-fm-preview]")
+    page.locator("#panel .preview-value").wait_for()
+    assert page.inner_text("#panel .preview-value") == "true"

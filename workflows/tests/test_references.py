@@ -6,10 +6,11 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from engine.graph import Graph
 from engine.statuses import RunStatus, StepStatus
 from runs.models import Run, StepRun
 from workflows.models import Workflow
-from workflows.references import last_run, preview_context, reference_groups
+from workflows.references import MAX_STEPS, last_run, preview_context, reference_picker
 
 DEFINITION = {
     "nodes": [
@@ -30,6 +31,7 @@ DEFINITION = {
         {"id": "e4", "source": "side", "target": "fetch"},
     ],
 }
+GRAPH = Graph.from_definition(DEFINITION)
 
 
 @pytest.fixture
@@ -69,7 +71,7 @@ def paths(groups):
 
 
 def test_it_lists_the_input_and_each_upstream_step_in_execution_order(draft):
-    groups = reference_groups(draft, DEFINITION, "end")
+    groups = reference_picker(draft, GRAPH, "end").groups
     assert [g.root for g in groups] == ["input", "side", "fetch", "slug", "shape"]
     found = paths(groups)
     assert found["input"] == ["input", "input.city"]
@@ -80,8 +82,27 @@ def test_it_lists_the_input_and_each_upstream_step_in_execution_order(draft):
     assert groups[1].references[0].template == "{{ side }}"
 
 
+def test_a_for_each_also_offers_the_item_and_its_index(draft):
+    definition = {"nodes": [{"id": "loop", "type": "for_each", "data": {}}], "edges": []}
+    groups = reference_picker(draft, Graph.from_definition(definition), "loop").groups
+    assert paths(groups) == {"input": ["input", "input.city"], "item": ["item", "index"]}
+
+
 def test_a_root_step_only_reads_the_input(draft):
-    assert [g.root for g in reference_groups(draft, DEFINITION, "side")] == ["input"]
+    assert [g.root for g in reference_picker(draft, GRAPH, "side").groups] == ["input"]
+
+
+def test_only_the_nearest_upstream_steps_are_listed(draft):
+    count = MAX_STEPS + 5
+    chain = {
+        "nodes": [{"id": f"s{i}", "type": "delay", "data": {}} for i in range(count + 1)],
+        "edges": [
+            {"id": f"e{i}", "source": f"s{i - 1}", "target": f"s{i}"} for i in range(1, count + 1)
+        ],
+    }
+    picker = reference_picker(draft, Graph.from_definition(chain), f"s{count}")
+    assert picker.unlisted == 5
+    assert [g.root for g in picker.groups[1:]] == [f"s{i}" for i in range(5, count)]
 
 
 def test_fields_seen_in_the_last_run_are_listed(draft):
@@ -90,7 +111,7 @@ def test_fields_seen_in_the_last_run_are_listed(draft):
         "fetch": {"status_code": 200, "body": {"items": [1, 2], "next": None}},
     }
     run = finished_run(draft, context)
-    groups = reference_groups(draft, DEFINITION, "end", run)
+    groups = reference_picker(draft, GRAPH, "end", run).groups
     found = paths(groups)
     assert found["fetch"] == [
         "fetch",
@@ -157,6 +178,18 @@ def test_the_preview_shows_the_engines_error(signed_in, draft):
     assert "template syntax error" in html
 
 
+def test_an_expression_is_previewed_with_the_engines_evaluator(signed_in, draft):
+    finished_run(draft, {"input": {"city": "Oslo"}, "fetch": {"status_code": 200}})
+    url = reverse("workflows:preview", args=[draft.pk])
+    fields = {"template": "fetch.status_code == 200", "node_id": "end", "kind": "expression"}
+    html = unescape(signed_in.post(url, fields).content.decode())
+    assert "Resolves to (boolean)" in html and ">true</pre>" in html
+    fields["template"] = "fetch.status_code < 'x'"
+    html = unescape(signed_in.post(url, fields).content.decode())
+    assert "This expression fails against the last run" in html
+    assert "cannot compare a number and a string" in html
+
+
 def test_the_preview_without_a_run_says_so(signed_in, draft):
     status, html = preview(signed_in, draft, "{{ input.city }}")
     assert status == 200 and "No run of this workflow yet" in html
@@ -178,7 +211,15 @@ def test_the_preview_escapes_what_it_shows(signed_in, draft):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in response.content.decode()
 
 
-@pytest.mark.parametrize("fields", [{}, {"template": "{{ x }}"}, {"node_id": "end"}])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"template": "{{ x }}"},
+        {"node_id": "end"},
+        {"template": "{{ x }}", "node_id": "end", "kind": "python"},
+    ],
+)
 def test_the_preview_needs_a_template_and_a_node_id(signed_in, draft, fields):
     url = reverse("workflows:preview", args=[draft.pk])
     assert signed_in.post(url, fields).status_code == 400
