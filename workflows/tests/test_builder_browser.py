@@ -371,9 +371,24 @@ def test_the_run_canvas_shows_statuses_retries_and_branches_live(
     private_networks_allowed, branching_run, browser_page
 ):
     page = browser_page
+    # Keep every socket the page opens, so the test can drop the canvas's JSON stream.
+    page.add_init_script(
+        """(() => {
+        const Native = window.WebSocket;
+        window.openedSockets = [];
+        window.WebSocket = function (url, protocols) {
+            const socket = new Native(url, protocols);
+            window.openedSockets.push(socket);
+            return socket;
+        };
+        window.WebSocket.prototype = Native.prototype;
+        Object.assign(window.WebSocket, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
+    })()"""
+    )
     page.goto(f"/runs/{branching_run.pk}/")
     canvas = page.locator("#run-canvas")
-    expect(canvas.locator("[data-canvas-connection]")).to_have_text("live")
+    connection = canvas.locator("[data-canvas-connection]")
+    expect(connection).to_have_text("live")
     expect(page.locator(".canvas-fallback")).to_be_hidden()
 
     def status(step_id):
@@ -381,7 +396,22 @@ def test_the_run_canvas_shows_statuses_retries_and_branches_live(
 
     expect(status("ask")).to_have_text("waiting", timeout=15_000)
     expect(status("flaky")).to_have_text("pending")
+    last_seq = off_loop(Run.objects.get, pk=branching_run.pk).last_seq
+
+    # The stream drops; the run goes on meanwhile; the canvas reconnects with ?after=.
+    page.evaluate(
+        """() => window.openedSockets
+            .filter(s => !s.url.includes("/html") && s.readyState === 1)
+            .forEach(s => s.close())"""
+    )
+    expect(connection).to_have_text("reconnecting…")
     off_loop(lifecycle.resume, branching_run.pk, "ask", {"approved": True}, decided_by="bob")
+    expect(connection).to_have_text("live", timeout=15_000)
+    json_streams = page.evaluate(
+        "() => window.openedSockets.map(s => s.url).filter(u => !u.includes('/html'))"
+    )
+    after = re.search(rf"/ws/runs/{branching_run.pk}\?after=(\d+)$", json_streams[-1])
+    assert after and 0 < int(after.group(1)) <= last_seq, json_streams
     expect(status("no")).to_have_text("completed", timeout=15_000)
     expect(status("ask")).to_have_text("completed")
     expect(status("flaky")).to_have_text("completed")
