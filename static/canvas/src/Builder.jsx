@@ -231,10 +231,7 @@ function Builder({ boot }) {
           target: connection.target,
           data: { extra: {} },
         };
-        if (handle) {
-          edge.sourceHandle = handle;
-          edge.label = handle;
-        }
+        if (handle) edge.sourceHandle = handle;
         return [...all, edge];
       });
     },

@@ -2,7 +2,7 @@
 // and badged by its step's status, following the run's JSON stream (/ws/runs/<id>):
 // a snapshot on connect, then events; on reconnect ?after=<last seq>.
 import { useEffect, useMemo, useRef, useState } from "react";
-import { Background, Controls, MiniMap, ReactFlow, ReactFlowProvider } from "@xyflow/react";
+import { Background, Controls, ReactFlow, ReactFlowProvider } from "@xyflow/react";
 
 import { toFlow } from "./definition.js";
 import { layout, needsLayout } from "./layout.js";
@@ -111,8 +111,11 @@ function RunCanvas({ boot }) {
   const edges = useMemo(
     () =>
       flow.edges.map((e) => {
-        const done = statuses[e.source] && statuses[e.source].status === "completed";
-        return { ...e, animated: Boolean(statuses[e.source] && statuses[e.source].status === "running"), className: done ? "fm-edge-done" : "" };
+        const source = statuses[e.source];
+        const target = statuses[e.target];
+        // Taken: the source completed and the target went on (not skipped, not waiting to start).
+        const taken = source && source.status === "completed" && target && !["pending", "skipped"].includes(target.status);
+        return { ...e, animated: Boolean(source && source.status === "running"), className: taken ? "fm-edge-done" : "" };
       }),
     [flow.edges, statuses],
   );
@@ -135,12 +138,12 @@ function RunCanvas({ boot }) {
           elementsSelectable={false}
           deleteKeyCode={null}
           fitView
+          fitViewOptions={{ padding: 0.15 }}
           minZoom={0.2}
           maxZoom={1.5}
         >
           <Background gap={16} />
           <Controls showInteractive={false} />
-          <MiniMap pannable zoomable />
         </ReactFlow>
       </div>
     </div>

@@ -17,10 +17,7 @@ export function toFlowNode(node) {
 export function toFlowEdge(edge) {
   const { id, source, target, sourceHandle, ...extra } = edge;
   const flow = { id: String(id), source: String(source), target: String(target), data: { extra } };
-  if (sourceHandle) {
-    flow.sourceHandle = String(sourceHandle);
-    flow.label = String(sourceHandle);
-  }
+  if (sourceHandle) flow.sourceHandle = String(sourceHandle);
   return flow;
 }
 
