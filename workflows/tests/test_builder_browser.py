@@ -322,6 +322,18 @@ def test_edit_a_published_workflow_as_a_new_draft_and_compare_the_versions(
         and copy.definition == off_loop(Workflow.objects.get, pk=draft.pk).definition
     )
 
+    # Unsaved changes: marked, and leaving the page asks first.
+    expect(page.locator("#builder-canvas")).to_have_attribute("data-dirty", "false")
+    drop(page, "delay", 300, 480)
+    expect(page.locator("#builder-canvas")).to_have_attribute("data-dirty", "true")
+    expect(page.locator(".fm-save-state")).to_have_text("Unsaved changes")
+    assert page.title().startswith("● ")
+    with page.expect_event("dialog") as asked:
+        page.close(run_before_unload=True)
+    assert asked.value.type == "beforeunload"
+    asked.value.dismiss()
+    expect(page.locator("#builder-canvas")).to_be_visible()
+
 
 @pytest.fixture
 def flaky_target(start):
