@@ -156,6 +156,17 @@ def state_context(run: Run) -> dict:
     }
 
 
+def canvas_boot(run: Run) -> dict:
+    """Boot data of the read-only canvas island (static/canvas): the graph of the version
+    that ran, and the JSON stream whose snapshot and events colour its nodes."""
+    return {
+        "mode": "run",
+        "definition": run.workflow.definition or {},
+        "stream_url": f"/ws/runs/{run.pk}",
+        "run_status": run.status,
+    }
+
+
 STATE_PARTIALS = {
     "run-header": "_run_header.html",
     "run-actions": "_run_actions.html",

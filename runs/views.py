@@ -35,6 +35,7 @@ def run_detail(request, run_id):
         **run_page.state_context(run),
         **timeline.context(),
         "stream_url": f"/ws/runs/{run.pk}/html?after={last_seq}",
+        "canvas_boot": run_page.canvas_boot(run),
     }
     return TemplateResponse(request, "runs/run_detail.html", context)
 

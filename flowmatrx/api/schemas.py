@@ -187,6 +187,62 @@ class ValidationOut(Schema):
     errors: list[ErrorItem]
 
 
+class DiffNode(Schema):
+    id: str
+    type: str
+    label: str
+
+
+class DiffNodeChange(DiffNode):
+    fields: list[str] = Field(description="Which of type, label, config, data changed.")
+    config_keys: list[str] = Field(description="Config keys added, removed or changed.")
+    data_keys: list[str] = Field(description="Other data keys added, removed or changed.")
+    moved: bool = Field(description="The position changed too.")
+
+
+class DiffNodeMove(DiffNode):
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class DiffEdge(Schema):
+    id: str
+    source: str
+    target: str
+    source_handle: str | None
+
+
+class DiffEdgeChange(Schema):
+    id: str
+    fields: list[str] = Field(description="Which of source, target, source_handle changed.")
+    before: DiffEdge
+    after: DiffEdge
+
+
+class DiffNodes(Schema):
+    added: list[DiffNode]
+    removed: list[DiffNode]
+    changed: list[DiffNodeChange]
+    moved: list[DiffNodeMove] = Field(description="Nodes whose only change is their position.")
+
+
+class DiffEdges(Schema):
+    added: list[DiffEdge]
+    removed: list[DiffEdge]
+    changed: list[DiffEdgeChange]
+
+
+class DiffOut(Schema):
+    workflow_id: UUID = Field(description="The version compared from.")
+    other_id: UUID = Field(description="The version compared to.")
+    from_version: int
+    to_version: int
+    nodes: DiffNodes
+    edges: DiffEdges
+    settings: list[str] = Field(description="Settings keys added, removed or changed.")
+    identical: bool
+
+
 class RunOut(Schema):
     id: UUID
     workflow_id: UUID

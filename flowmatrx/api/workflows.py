@@ -16,6 +16,7 @@ from flowmatrx.api.pagination import DEFAULT_LIMIT, MAX_LIMIT, paginate
 from flowmatrx.api.resources import run_resource, workflow_resource
 from flowmatrx.api.schemas import (
     BODY_ERRORS,
+    DiffOut,
     DuplicateIn,
     IdempotencyKey,
     RunCreateIn,
@@ -29,6 +30,7 @@ from flowmatrx.api.schemas import (
 )
 from runs import lifecycle
 from runs.models import Run
+from workflows.diff import diff_definitions
 from workflows.models import Workflow
 
 router = Router(tags=["workflows"])
@@ -217,6 +219,29 @@ def list_versions(request, workflow_id: str):
     return {
         "items": [workflow_resource(w, with_errors=False, request=request) for w in versions],
         "next_cursor": None,
+    }
+
+
+@router.get(
+    "/workflows/{workflow_id}/diff/{other_id}",
+    response={200: DiffOut, **error_responses(404)},
+)
+def diff_versions(request, workflow_id: str, other_id: str):
+    """What changed from version `workflow_id` to version `other_id` of the same workflow:
+    nodes and edges added, removed and changed (nodes only moved are listed apart), and
+    the settings keys that differ. 404 when either is unknown or they are not versions of
+    one workflow."""
+    workflow = _load(workflow_id)
+    other = get_or_404(
+        workflows.filter(lineage=workflow.lineage), other_id, "version of this workflow", "other_id"
+    )
+    diff = diff_definitions(workflow.definition, other.definition)
+    return {
+        "workflow_id": workflow.id,
+        "other_id": other.id,
+        "from_version": workflow.version,
+        "to_version": other.version,
+        **diff.as_dict(),
     }
 
 

@@ -27,6 +27,7 @@ ENDPOINTS = [
     ("POST", f"/workflows/{ANY}/new_version"),
     ("POST", f"/workflows/{ANY}/archive"),
     ("GET", f"/workflows/{ANY}/versions"),
+    ("GET", f"/workflows/{ANY}/diff/{ANY}"),
     ("GET", "/runs"),
     ("GET", f"/runs/{ANY}"),
     ("GET", f"/runs/{ANY}/steps"),
@@ -47,7 +48,7 @@ def test_the_endpoint_list_covers_the_openapi_document():
         for path, operations in ninja_api.get_openapi_schema()["paths"].items()
         for method in operations
     }
-    documented = {(m, p.replace("{run_id}", ANY)) for m, p in documented}
+    documented = {(m, p.replace("{run_id}", ANY).replace("{other_id}", ANY)) for m, p in documented}
     assert documented == set(ENDPOINTS)
 
 

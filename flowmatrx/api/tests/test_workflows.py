@@ -287,3 +287,74 @@ def test_the_workflow_resource_carries_its_webhook_url(api, workflow, linear_def
     versions = api.get(f"/workflows/{workflow.id}/versions").json()["items"]
     assert [w["webhook_url"] for w in versions] == [url, url]
     assert api.post("/workflows", {"name": "Plain"}).json()["webhook_url"] is None
+
+
+# ----------------------------------------------------------------------------- diff
+
+
+def test_the_diff_of_two_versions_lists_what_changed(api, published):
+    v2 = published.new_version()
+    definition = v2.definition
+    definition["nodes"][1]["data"]["config"]["mapping"] = {"y": "{{ a.x }}", "z": 2}
+    definition["nodes"][0]["position"] = {"x": 40, "y": 0}
+    definition["nodes"].append({"id": "c", "type": "delay", "data": {"config": {"seconds": 1}}})
+    definition["edges"].append({"id": "b-c", "source": "b", "target": "c"})
+    v2.definition = definition
+    v2.save()
+
+    response = api.get(f"/workflows/{published.id}/diff/{v2.id}")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert (body["workflow_id"], body["other_id"]) == (str(published.id), str(v2.id))
+    assert (body["from_version"], body["to_version"], body["identical"]) == (1, 2, False)
+    assert body["nodes"]["added"] == [{"id": "c", "type": "delay", "label": ""}]
+    assert [(c["id"], c["fields"], c["config_keys"]) for c in body["nodes"]["changed"]] == [
+        ("b", ["config"], ["mapping"])
+    ]
+    assert [m["id"] for m in body["nodes"]["moved"]] == ["a"]
+    assert body["edges"]["added"] == [
+        {"id": "b-c", "source": "b", "target": "c", "source_handle": None}
+    ]
+    assert body["nodes"]["removed"] == body["edges"]["removed"] == []
+
+    back = api.get(f"/workflows/{v2.id}/diff/{published.id}").json()
+    assert back["nodes"]["removed"] == [{"id": "c", "type": "delay", "label": ""}]
+
+
+def test_a_version_diffed_with_itself_is_identical(api, workflow):
+    body = api.get(f"/workflows/{workflow.id}/diff/{workflow.id}").json()
+    assert body["identical"] is True and body["nodes"]["changed"] == []
+
+
+@pytest.mark.parametrize("which", ["workflow_id", "other_id"])
+def test_the_diff_of_unknown_versions_is_404(api, workflow, which):
+    unknown = "3f1c0c8e-0000-4000-8000-00000000abcd"
+    ids = {"workflow_id": workflow.id, "other_id": workflow.id, which: unknown}
+    response = api.get(f"/workflows/{ids['workflow_id']}/diff/{ids['other_id']}")
+    assert_error(response, 404, loc=["path", which])
+    assert_error(
+        api.get(f"/workflows/{workflow.id}/diff/not-a-uuid"), 404, loc=["path", "other_id"]
+    )
+
+
+def test_versions_of_different_workflows_are_not_diffed(api, workflow, alice):
+    other = workflow.duplicate(created_by=alice)
+    response = api.get(f"/workflows/{workflow.id}/diff/{other.id}")
+    assert_error(response, 404, loc=["path", "other_id"], contains="version of this workflow")
+
+
+def test_the_diff_needs_credentials_and_the_read_scope(anonymous, api_as, alice, workflow):
+    path = f"/workflows/{workflow.id}/diff/{workflow.id}"
+    assert_error(anonymous.get(path), 401)
+    assert api_as(alice, ["run"]).get(path).status_code == 403
+    assert api_as(alice, ["read"]).get(path).status_code == 200
+
+
+def test_the_diff_is_in_the_openapi_document(client, db):
+    document = client.get("/api/v1/openapi.json").json()
+    operation = document["paths"]["/api/v1/workflows/{workflow_id}/diff/{other_id}"]["get"]
+    ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/DiffOut"}
+    assert {"404", "401"} <= set(operation["responses"])
+    properties = document["components"]["schemas"]["DiffOut"]["properties"]
+    assert {"nodes", "edges", "settings", "identical", "from_version"} <= set(properties)
