@@ -1,58 +1,15 @@
 """Composition end to end: invoke_workflow (child runs), send_event, join policies and the
 per-workflow state, on the database the suite runs on (PostgreSQL and SQLite)."""
 
-import asyncio
-
 import pytest
+from django.db import connection
 
-from engine.executor import Executor
 from engine.statuses import RunStatus, StepStatus, TriggerType, WorkflowStatus
 from runs import lifecycle
 from runs.models import Run
-from runs.store import DjangoStore
 from runs.tests import steps  # noqa: F401  (registers the test step types)
-from runs.tests.conftest import assert_gapless, edge, event_types, node, run_coroutine
-from runs.worker import claim_runs
+from runs.tests.conftest import assert_gapless, edge, event_types, node
 from workflows.models import Workflow, WorkflowState
-
-
-@pytest.fixture
-def published(transactional_db, alice):
-    """published(nodes, edges, name=..., settings=...) -> a published Workflow."""
-
-    def make(nodes, edges=(), name="Child", settings=None):
-        return Workflow.objects.create(
-            name=name,
-            definition={"nodes": list(nodes), "edges": list(edges), "settings": settings or {}},
-            status=WorkflowStatus.PUBLISHED,
-            created_by=alice,
-        )
-
-    return make
-
-
-@pytest.fixture
-def drive_all(transactional_db):
-    """drive_all(): claim and execute every claimable run, round after round, like a
-    worker, until nothing is claimable."""
-
-    def run_all(rounds=30):
-        async def main():
-            store = DjangoStore()
-            try:
-                for _ in range(rounds):
-                    claimed = await store.call(claim_runs, "test-worker", 20, 30.0)
-                    if not claimed:
-                        return
-                    await asyncio.gather(
-                        *(Executor(store, run_id, fence).run() for run_id, fence in claimed)
-                    )
-            finally:
-                await asyncio.get_running_loop().run_in_executor(None, store.close)
-
-        run_coroutine(main())
-
-    return run_all
 
 
 def child_with_approval(published):
@@ -477,3 +434,55 @@ def test_incrementing_a_key_that_is_not_a_number_fails_the_step(make_run, drive_
     assert run.status == RunStatus.FAILED
     assert "'abc', not a number" in run.steps.get(step_id="add").error
     assert WorkflowState.objects.get(lineage=run.workflow.lineage).data == {"n": "abc"}
+
+
+def test_concurrent_runs_incrementing_one_key_lose_no_write(published, drive_all):
+    workflow = published(
+        [node("count", "set_state", {"increment": {"n": 1}, "values": {"last": "{{ input.i }}"}})],
+        name="Counter",
+    )
+    runs = [lifecycle.start_run(workflow, {"i": i}) for i in range(12)]
+    drive_all()  # executed together, on the store's pool of database threads
+    assert {Run.objects.get(pk=r.pk).status for r in runs} == {RunStatus.COMPLETED}
+    state = WorkflowState.objects.get(lineage=workflow.lineage).data
+    assert state["n"] == 12
+    assert state["last"] in range(12)
+    written = sorted(Run.objects.get(pk=r.pk).context["count"]["n"] for r in runs)
+    assert written == list(range(1, 13))  # each run saw its own increment land
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks: PostgreSQL")
+def test_threads_writing_one_state_row_at_once_lose_no_write(make_run):
+    import threading
+
+    from django.db import connections
+
+    from runs.composition import set_state
+
+    runs = [make_run([node("x", "transform", {"mapping": {}})]) for _ in range(2)]
+    workflow = runs[0].workflow
+    for run in runs[1:]:
+        Run.objects.filter(pk=run.pk).update(workflow=workflow)
+    barrier = threading.Barrier(8)
+    failures = []
+
+    def write(i: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            for j in range(10):
+                run = runs[(i + j) % len(runs)]
+                request = {"values": {f"k{i}": j}, "increment": {"n": 1}}
+                set_state(run.pk, 0, f"s{i}", j + 1, request)
+        except Exception as exc:  # reported below
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures, failures
+    state = WorkflowState.objects.get(lineage=workflow.lineage).data
+    assert state == {"n": 80, **{f"k{i}": 9 for i in range(8)}}
