@@ -24,10 +24,12 @@ from flowmatrx.api.schemas import (
     WorkflowCreateIn,
     WorkflowOut,
     WorkflowPage,
+    WorkflowStateOut,
     WorkflowUpdateIn,
     error_responses,
 )
 from runs import lifecycle
+from runs.composition import read_state
 from runs.models import Run
 from workflows.models import Workflow
 
@@ -218,6 +220,17 @@ def list_versions(request, workflow_id: str):
         "items": [workflow_resource(w, with_errors=False, request=request) for w in versions],
         "next_cursor": None,
     }
+
+
+@router.get(
+    "/workflows/{workflow_id}/state",
+    response={200: WorkflowStateOut, **error_responses(404)},
+)
+def get_state(request, workflow_id: str):
+    """The workflow's persistent state (shared by all its versions), written by set_state
+    steps and read in templates as {{ state.key }}."""
+    workflow = _load(workflow_id)
+    return {"lineage_id": workflow.lineage, "state": read_state(workflow.lineage)}
 
 
 def _check_input(workflow: Workflow, data: dict) -> None:
