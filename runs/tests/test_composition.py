@@ -2,6 +2,7 @@
 per-workflow state, on the database the suite runs on (PostgreSQL and SQLite)."""
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import connection
 
 from engine.statuses import RunStatus, StepStatus, TriggerType, WorkflowStatus
@@ -486,3 +487,31 @@ def test_threads_writing_one_state_row_at_once_lose_no_write(make_run):
     assert not failures, failures
     state = WorkflowState.objects.get(lineage=workflow.lineage).data
     assert state == {"n": 80, **{f"k{i}": 9 for i in range(8)}}
+
+
+def test_a_child_that_ends_while_its_parent_still_runs_resumes_it(make_run, published):
+    """A worker runs both: the child is claimed and finishes while the parent's executor is
+    still busy with a parallel step (it has not parked): the child's end reaches it."""
+    from runs.tests.test_worker import status_of, until, with_worker
+
+    child_workflow = published([node("x", "transform", {"mapping": {"v": 5}})])
+
+    async def scenario(worker):
+        parent = await sync_to_async(make_run)(
+            [
+                node(
+                    "call",
+                    "invoke_workflow",
+                    {"workflow_id": str(child_workflow.pk), "output_step": "x"},
+                ),
+                node("slow", "test_probe", {"sleep": 2.0}),
+            ]
+        )
+        await until(lambda: Run.objects.filter(parent_run=parent, status="completed").exists())
+        await until(lambda: status_of(parent) == RunStatus.COMPLETED)
+        done = await sync_to_async(Run.objects.get)(pk=parent.pk)
+        assert done.context["call"]["v"] == 5
+        types = await sync_to_async(event_types)(done)
+        assert "run.paused" not in types
+
+    with_worker(scenario)
