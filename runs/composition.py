@@ -23,10 +23,17 @@ from django.db import transaction
 from engine.errors import InvalidDefinition, LostLease, NonRetryableError, StateConflict
 from engine.events import NewEvent
 from engine.registry import Suspend
-from engine.statuses import EventType, RunStatus, TriggerType, WaitingFor
+from engine.statuses import (
+    FINISHED_RUN_STATUSES,
+    EventType,
+    RunStatus,
+    StepStatus,
+    TriggerType,
+    WaitingFor,
+)
 from engine.store import ChildStart, Performed
 from runs import eventlog, lifecycle
-from runs.models import Run, RunEvent
+from runs.models import Run, RunEvent, StepRun
 from workflows.models import Workflow, WorkflowState
 
 logger = logging.getLogger("runs")
@@ -164,6 +171,16 @@ def start_children(parent_id, children: list[ChildStart]) -> None:
             continue
         if RunStatus(run.status).is_finished:
             deliver_to_parent(run.pk)
+
+
+def awaited_children(run_id) -> list[str]:
+    """The unfinished child runs that steps of this run wait for."""
+    waits = StepRun.objects.filter(
+        run_id=run_id, status=StepStatus.WAITING, waiting_for=WaitingFor.RUN
+    ).values_list("output", flat=True)
+    ids = [w["child_run_id"] for w in waits if isinstance(w, dict) and w.get("child_run_id")]
+    unfinished = Run.objects.filter(pk__in=ids).exclude(status__in=list(FINISHED_RUN_STATUSES))
+    return [str(pk) for pk in unfinished.values_list("pk", flat=True)]
 
 
 def outcome(child: Run) -> dict:

@@ -80,18 +80,14 @@ def start_run(
 def cancel(run_id, reason: str = "cancelled", *, notify_parent: bool = True) -> Run:
     """Cancel at once: the run's owner loses its fence, its steps stop, nothing new starts.
 
-    Its unfinished child runs (invoke_workflow) are cancelled first, each locked before
-    this run (the order a finishing child takes: child, then parent). A cancelled child
-    fails its parent's waiting step (unless `notify_parent` is false: the parent is the
-    one being cancelled)."""
+    The child runs its invoke_workflow steps wait for are cancelled first, each locked
+    before this run (the order a finishing child takes: child, then parent); children
+    started with `wait: false` live on. A cancelled child fails its parent's waiting step
+    (unless `notify_parent` is false: the parent is the one being cancelled)."""
     from runs import composition  # here: composition imports this module
 
     with transaction.atomic():
-        for child_id in (
-            Run.objects.filter(parent_run_id=run_id)
-            .exclude(status__in=[RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED])
-            .values_list("pk", flat=True)
-        ):
+        for child_id in composition.awaited_children(run_id):
             try:
                 cancel(child_id, f"parent run {run_id} cancelled", notify_parent=False)
             except StateConflict:

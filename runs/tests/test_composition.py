@@ -119,6 +119,20 @@ def test_wait_false_continues_with_the_child_run_id(make_run, published, drive_a
     assert parent.context["call"]["child_run_id"] == str(child.pk)
 
 
+def test_cancelling_a_parent_leaves_children_it_does_not_wait_for(make_run, published, drive_all):
+    child_workflow = child_with_approval(published)
+    parent = make_run(
+        [
+            node("fire", "invoke_workflow", {"workflow_id": str(child_workflow.pk), "wait": False}),
+            node("ask", "wait_for_approval", {"prompt": "Stop?"}),
+        ],
+        [edge("fire", "ask")],
+    )
+    drive_all()
+    lifecycle.cancel(parent.pk)
+    assert Run.objects.get(parent_run=parent).status == RunStatus.PAUSED
+
+
 def test_a_failed_child_fails_the_step_and_on_error_applies(make_run, published, drive_all):
     child_workflow = published([node("boom", "test_flaky", {"failures": 9, "fatal": True})])
     failing = make_run([node("call", "invoke_workflow", {"workflow_id": str(child_workflow.pk)})])
