@@ -67,9 +67,12 @@ def start_run(
             if run.status == RunStatus.CANCELLED:
                 _publish_after_commit(run.pk, events)
             else:
+                from runs.composition import deliver_to_parent
+
                 for cancelled_id, cancelled_events in events:
                     wakeup.notify(f"cancel:{cancelled_id}")
                     _publish_after_commit(cancelled_id, cancelled_events)
+                    deliver_to_parent(cancelled_id)  # a debounced child fails its step
         return run
     run = Run.objects.create(**fields)
     # One statement: on PostgreSQL the row's insert trigger NOTIFYs the workers.

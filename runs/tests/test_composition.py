@@ -529,3 +529,21 @@ def test_a_child_that_ends_while_its_parent_still_runs_resumes_it(make_run, publ
         assert "run.paused" not in types
 
     with_worker(scenario)
+
+
+def test_a_child_refused_by_its_rate_limit_fails_the_step_at_once(make_run, published, drive_all):
+    limited = published(
+        [node("x", "transform", {"mapping": {}})],
+        settings={"rate_limit": {"limit": 1, "period_seconds": 3600}},
+    )
+    first, second = (
+        make_run([node("call", "invoke_workflow", {"workflow_id": str(limited.pk)})])
+        for _ in range(2)
+    )
+    drive_all()
+    statuses = sorted(Run.objects.get(pk=r.pk).status for r in (first, second))
+    assert statuses == [RunStatus.COMPLETED, RunStatus.FAILED]
+    failed = Run.objects.get(pk__in=[first.pk, second.pk], status=RunStatus.FAILED)
+    child = Run.objects.get(parent_run=failed)
+    assert child.status == RunStatus.CANCELLED and "rate limited" in child.error
+    assert f"child run {child.pk} was cancelled" in failed.error
