@@ -14,12 +14,14 @@ from contextlib import nullcontext
 from datetime import datetime
 
 from django.db import connection, transaction
+from django.db.models import JSONField, OuterRef, Subquery
 
 from engine.errors import LostLease
 from engine.statuses import RunStatus, StepStatus
 from engine.store import Batch, CommitResult, RunState, StepRecord
 from runs import composition, eventlog
 from runs.models import Run, StepRun
+from workflows.models import WorkflowState
 
 STEP_FIELDS = {f.name for f in StepRun._meta.get_fields() if getattr(f, "concrete", False)}
 
@@ -55,6 +57,13 @@ def _drop_broken_connection() -> None:
         if not connection.is_usable():
             connection.close()
         connection.errors_occurred = False
+
+
+_STATE_OF_RUN = Subquery(
+    WorkflowState.objects.filter(lineage=OuterRef("workflow__lineage")).values("data")[:1],
+    output_field=JSONField(),
+)
+"""The run's workflow state, read with the run (SQLite; PostgreSQL: in _LOAD_SQL)."""
 
 
 class _Resumed(Exception):
@@ -138,8 +147,8 @@ class DjangoStore:
                 "started_at",
                 "parent_run_id",
                 "workflow__definition",
-                "workflow__lineage",
             )
+            .annotate(workflow_state=_STATE_OF_RUN)
             .get(pk=run_id)
         )
         if run.fence != fence:
@@ -159,7 +168,7 @@ class DjangoStore:
             started_at=run.started_at,
             now=eventlog.db_now(),
             steps=steps,
-            state=composition.read_state(run.workflow.lineage),
+            state=run.workflow_state if isinstance(run.workflow_state, dict) else {},
             parent_run_id=str(run.parent_run_id) if run.parent_run_id else None,
         )
 

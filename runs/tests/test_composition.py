@@ -1,6 +1,8 @@
 """Composition end to end: invoke_workflow (child runs), send_event, join policies and the
 per-workflow state, on the database the suite runs on (PostgreSQL and SQLite)."""
 
+import uuid
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
@@ -547,3 +549,19 @@ def test_a_child_refused_by_its_rate_limit_fails_the_step_at_once(make_run, publ
     child = Run.objects.get(parent_run=failed)
     assert child.status == RunStatus.CANCELLED and "rate limited" in child.error
     assert f"child run {child.pk} was cancelled" in failed.error
+
+
+def test_invocations_nest_at_most_ten_levels(published):
+    from engine.errors import NonRetryableError
+    from runs.composition import MAX_DEPTH, check_chain
+
+    chain, links = [], {}
+    for depth in range(MAX_DEPTH + 1):  # runs at depth 0 .. 10, each of its own workflow
+        workflow = published([node("x", "transform", {"mapping": {}})], name=f"W{depth}")
+        if chain:
+            links = {"run_id": uuid.uuid4(), "parent_run_id": chain[-1].pk, "parent_step_id": "c"}
+        chain.append(lifecycle.start_run(workflow, {}, **links))
+    target = published([node("x", "transform", {"mapping": {}})], name="Deep")
+    check_chain(chain[-2], target)  # a child at depth 10 is allowed
+    with pytest.raises(NonRetryableError, match=r"deeper than 10 levels: W0 → W1 → .* → Deep"):
+        check_chain(chain[-1], target)
