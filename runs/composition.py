@@ -81,11 +81,11 @@ def resolve_target(workflow_id: str, version: int | None) -> Workflow:
     return target
 
 
-def check_chain(parent: Run, target: Workflow) -> None:
-    """Refuse an invocation that would repeat a workflow already in the chain of runs that
-    led here (A runs B runs A), or go deeper than MAX_DEPTH."""
+def check_chain(parent_run_id, target: Workflow) -> None:
+    """Refuse an invocation by this run that would repeat a workflow already in the chain
+    of runs that led here (A runs B runs A), or go deeper than MAX_DEPTH."""
     names, lineages = [], []
-    run_id = parent.pk
+    run_id = parent_run_id
     while run_id is not None:
         row = (
             Run.objects.filter(pk=run_id)
@@ -111,9 +111,8 @@ def invoke(run_id, fence, step_id, attempt, request: dict) -> Performed:
     existing = Run.objects.filter(parent_run_id=run_id, idempotency_key=key).first()
     if existing is not None and not request["wait"]:
         return Performed(_started_output(existing))
-    parent = Run.objects.only("pk", "parent_run_id", "workflow_id").get(pk=run_id)
     target = resolve_target(request["workflow_id"], request["version"])
-    check_chain(parent, target)
+    check_chain(run_id, target)
     if request["wait"]:
         child_id = str(existing.pk if existing is not None else uuid.uuid4())
         raise Suspend(

@@ -562,6 +562,6 @@ def test_invocations_nest_at_most_ten_levels(published):
             links = {"run_id": uuid.uuid4(), "parent_run_id": chain[-1].pk, "parent_step_id": "c"}
         chain.append(lifecycle.start_run(workflow, {}, **links))
     target = published([node("x", "transform", {"mapping": {}})], name="Deep")
-    check_chain(chain[-2], target)  # a child at depth 10 is allowed
+    check_chain(chain[-2].pk, target)  # a child at depth 10 is allowed
     with pytest.raises(NonRetryableError, match=r"deeper than 10 levels: W0 → W1 → .* → Deep"):
-        check_chain(chain[-1], target)
+        check_chain(chain[-1].pk, target)
