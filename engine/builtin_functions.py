@@ -5,7 +5,9 @@ import hashlib
 import hmac
 import re
 import unicodedata
+from collections.abc import Mapping
 
+from engine.errors import StepError
 from engine.functions import register_function
 
 _NOT_SLUG = re.compile(r"[^A-Za-z0-9]+")
@@ -117,3 +119,26 @@ async def pick(args, context):
         value = _lookup(args["data"], path)
         out[key] = default if value is _MISSING else value
     return out
+
+
+@register_function(
+    "demo.flaky",
+    label="Flaky (demo)",
+    description="Fails (retryably) on the first `failures` attempts of its step, then returns "
+    "`value`: shows retries without an unreliable outside service.",
+    input_schema={
+        "type": "object",
+        "properties": {
+            "value": {"description": "Returned as {'value': ...} once it succeeds."},
+            "failures": {"type": "integer", "minimum": 0, "maximum": 10, "default": 1},
+        },
+        "additionalProperties": False,
+    },
+    output_schema={"type": "object", "properties": {"value": {}, "attempt": {"type": "integer"}}},
+)
+async def flaky(args, context):
+    run = context.get("run") if isinstance(context, Mapping) else None
+    attempt = run.get("attempt", 1) if isinstance(run, Mapping) else 1
+    if attempt <= args.get("failures", 1):
+        raise StepError(f"demo.flaky: attempt {attempt} fails on purpose")
+    return {"value": args.get("value"), "attempt": attempt}

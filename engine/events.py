@@ -83,7 +83,7 @@ class StepWaiting(TypedDict):
     step_type: str
     status: str
     waiting_for: str
-    """approval, event, delay or backoff."""
+    """approval, event, delay, backoff or run (a child run of invoke_workflow)."""
     label: str
     wake_at: NotRequired[str | None]
 
@@ -102,6 +102,25 @@ class ContextUpdated(TypedDict):
     keys: list[str]
 
 
+class StateUpdated(TypedDict):
+    """A set_state step wrote the workflow's state (same transaction as the write)."""
+
+    step_id: str
+    attempt: int
+    keys: list[str]
+    values: dict
+    """The written keys' new values."""
+
+
+class JoinIgnored(TypedDict):
+    """A parent of a `join: any` node completed after the node had already started."""
+
+    step_id: str
+    """The join node."""
+    parent_step_id: str
+    reason: str
+
+
 PAYLOADS: dict[EventType, type] = {
     EventType.RUN_STARTED: RunStarted,
     EventType.RUN_COMPLETED: RunCompleted,
@@ -116,6 +135,8 @@ PAYLOADS: dict[EventType, type] = {
     EventType.STEP_WAITING: StepWaiting,
     EventType.STEP_RETRYING: StepRetrying,
     EventType.CONTEXT_UPDATED: ContextUpdated,
+    EventType.STATE_UPDATED: StateUpdated,
+    EventType.JOIN_IGNORED: JoinIgnored,
 }
 
 

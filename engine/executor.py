@@ -22,7 +22,7 @@ from engine.events import NewEvent, summarize
 from engine.expressions import ExpressionError
 from engine.graph import Graph
 from engine.policy import StepPolicy
-from engine.registry import Registry, StepType, Suspend
+from engine.registry import Effect, Registry, StepType, Suspend
 from engine.registry import registry as default_registry
 from engine.scope import Scope
 from engine.statuses import EventType, RunStatus, StepStatus, WaitingFor
@@ -49,6 +49,8 @@ class Outcome:
     error: str | None = None
     retryable: bool = True
     suspend: Suspend | None = None
+    state: dict | None = None
+    """The workflow state after a set_state step's write."""
 
 
 class Executor:
@@ -100,6 +102,16 @@ class Executor:
         self._context_order = {key: i for i, key in enumerate(self.context)}
         self.steps: dict[str, StepRecord] = dict(state.steps)
         self.policies = {nid: StepPolicy.from_node(n) for nid, n in self.nodes.items()}
+        self.workflow_state: dict = state.state or {}
+        # `join: any` nodes, and for each parent the join-any children it can start.
+        self.join_any = self.graph.join_any_nodes()
+        self._join_any_children: dict[str, tuple[str, ...]] = {}
+        for node_id in self.join_any:
+            for parent in self.graph.parents(node_id):
+                self._join_any_children[parent] = (
+                    *self._join_any_children.get(parent, ()),
+                    node_id,
+                )
         self.clock_offset = state.now - datetime.now(UTC)
         self.status = RunStatus(state.status)
         self.started_at = state.started_at
@@ -372,11 +384,7 @@ class Executor:
         batch.run["wake_at"] = next_wake
         if not timed and waiting:
             first = waiting[0]
-            reason = (
-                f"waiting for approval: {first.input.get('prompt', '')}".rstrip(": ")
-                if first.waiting_for == WaitingFor.APPROVAL
-                else f"waiting for event {(first.input or {}).get('event_name', '')}"
-            )
+            reason = self._pause_reason(first)
             if self.status != RunStatus.PAUSED:
                 batch.run["status"] = RunStatus.PAUSED
                 self._emit(
@@ -408,6 +416,16 @@ class Executor:
             self.status = RunStatus(batch.run["status"])
         return True
 
+    @staticmethod
+    def _pause_reason(record: StepRecord) -> str:
+        config = record.input or {}
+        if record.waiting_for == WaitingFor.APPROVAL:
+            return f"waiting for approval: {config.get('prompt', '')}".rstrip(": ")
+        if record.waiting_for == WaitingFor.RUN:
+            child = (record.output or {}).get("child_run_id", "")
+            return f"waiting for child run {child}".rstrip()
+        return f"waiting for event {config.get('event_name', '')}"
+
     # -- waiting steps ---------------------------------------------------------------------
 
     def _process_waiting(self) -> None:
@@ -433,7 +451,7 @@ class Executor:
         try:
             output = step_type.resume(record.input or {}, data)
         except StepError as exc:
-            self._step_failed(record.step_id, record.attempt, str(exc), retryable=False)
+            self._step_failed(record.step_id, record.attempt, str(exc), retryable=exc.retryable)
             return
         self._step_completed(record.step_id, record.attempt, output)
 
@@ -468,12 +486,48 @@ class Executor:
                 or step_id in self.tasks
                 or (record is not None and record.status == StepStatus.WAITING)
                 or (record is not None and record.status == StepStatus.FAILED)  # run failing
-                or not all(p in done or p in dead for p in self.graph.parents(step_id))
             ):
+                self._candidates.discard(step_id)
+            elif self.join_any and step_id in self.join_any:
+                if self._join_any_ready(step_id):
+                    ready.append(step_id)
+                else:
+                    self._candidates.discard(step_id)
+            elif not all(p in done or p in dead for p in self.graph.parents(step_id)):
                 self._candidates.discard(step_id)
             else:
                 ready.append(step_id)
         return ready
+
+    def _join_any_ready(self, step_id: str) -> bool:
+        """A `join: any` node is ready once one parent has completed (or failed with
+        on_error continue); when every parent is done or dead and none completed, every
+        parent was skipped: the node is skipped too."""
+        parents = self.graph.parents(step_id)
+        if any(p in self.done and self.steps[p].status != StepStatus.SKIPPED for p in parents):
+            return True
+        if all(p in self.done or p in self.dead for p in parents):
+            self._skip(step_id, "join any: every parent was skipped")
+        return False
+
+    def _skip(self, step_id: str, reason: str) -> None:
+        """Mark a step skipped: done, so its children still run (as after on_error skip)."""
+        record = self.steps.get(step_id)
+        attempt = record.attempt + 1 if record else 1
+        self._write_step(
+            step_id,
+            attempt,
+            insert=True,
+            step_type=self._type_of(step_id),
+            status=StepStatus.SKIPPED,
+            completed_at=self.now(),
+        )
+        self._emit(
+            EventType.STEP_SKIPPED,
+            {"step_id": step_id, "status": StepStatus.SKIPPED, "reason": reason},
+            step_id,
+        )
+        self.done.add(step_id)
 
     def _start_ready(self) -> None:
         limit = max(1, self.state.max_concurrency or 1)
@@ -548,7 +602,7 @@ class Executor:
             "attempt": attempt,
             "idempotency_key": f"{self.run_id}:{step_id}",
         }
-        return Scope(self.context, self._context_order, run)
+        return Scope(self.context, self._context_order, run, self.workflow_state)
 
     @staticmethod
     def _resolve(step_type: StepType, config: dict, scope) -> dict:
@@ -569,6 +623,8 @@ class Executor:
                 output = await step_type.execute(config, scope)
         except Suspend as suspend:
             return Outcome(step_id, attempt, suspend=suspend)
+        except Effect as effect:
+            return await self._perform(step_id, attempt, effect)
         except TimeoutError:
             return Outcome(step_id, attempt, error=f"timed out after {timeout:g} seconds")
         except StepError as exc:
@@ -591,6 +647,23 @@ class Executor:
             return Outcome(step_id, attempt, error=f"output is not JSON: {exc}", retryable=False)
         return Outcome(step_id, attempt, output=output)
 
+    async def _perform(self, step_id: str, attempt: int, effect: Effect) -> Outcome:
+        """Hand a step's database work to the store (a lost lease stops the run)."""
+        try:
+            performed = await self.store.perform(
+                self.run_id, self.fence, step_id, attempt, effect.kind, effect.request
+            )
+        except Suspend as suspend:
+            return Outcome(step_id, attempt, suspend=suspend)
+        except StepError as exc:
+            return Outcome(step_id, attempt, error=str(exc), retryable=exc.retryable)
+        except LostLease:
+            raise
+        except Exception as exc:
+            logger.exception("step %s of run %s: %s failed", step_id, self.run_id, effect.kind)
+            return Outcome(step_id, attempt, error=f"{type(exc).__name__}: {exc}")
+        return Outcome(step_id, attempt, output=performed.output, state=performed.state)
+
     # -- outcomes ---------------------------------------------------------------------------
 
     def _apply(self, outcome: Outcome) -> None:
@@ -601,18 +674,26 @@ class Executor:
         elif outcome.error is not None:
             self._step_failed(outcome.step_id, outcome.attempt, outcome.error, outcome.retryable)
         else:
+            if outcome.state is not None:
+                self.workflow_state = outcome.state  # steps starting from now see it
             self._step_completed(outcome.step_id, outcome.attempt, outcome.output)
 
     def _step_waiting(self, step_id: str, attempt: int, suspend: Suspend) -> None:
         wake_at = None
         if suspend.seconds is not None:
             wake_at = self.now() + timedelta(seconds=suspend.seconds)
+        fields = {}
+        if suspend.output is not None:
+            fields["output"] = suspend.output
+        if suspend.child is not None:
+            self.batch.children.append(suspend.child)
         self._write_step(
             step_id,
             attempt,
             status=StepStatus.WAITING,
             waiting_for=suspend.waiting_for,
             wake_at=wake_at,
+            **fields,
         )
         self._emit(
             EventType.STEP_WAITING,
@@ -657,8 +738,24 @@ class Executor:
         )
         self._set_output(step_id, output)
         self.done.add(step_id)
+        if self._join_any_children:
+            self._record_ignored_joins(step_id)
         if self._type_of(step_id) == "condition":
             self._skip_losing_branch(step_id, output)
+
+    def _record_ignored_joins(self, parent: str) -> None:
+        """A parent completing after its `join: any` child started is ignored: say so."""
+        for child in self._join_any_children.get(parent, ()):
+            if child in self.steps and child not in self.dead:
+                self._emit(
+                    EventType.JOIN_IGNORED,
+                    {
+                        "step_id": child,
+                        "parent_step_id": parent,
+                        "reason": f"join any: {child} had already started",
+                    },
+                    child,
+                )
 
     def _skip_losing_branch(self, step_id: str, output: dict) -> None:
         newly_dead = self.graph.dead_nodes(
@@ -800,6 +897,7 @@ class Executor:
         self.status = status
         self.batch.run.update(status=status, error=error, completed_at=self.now(), wake_at=None)
         self.batch.release = True
+        self.batch.notify_parent = self.state.parent_run_id is not None
         self._emit(event_type, payload)
 
 

@@ -155,6 +155,17 @@ class Graph:
         """The edges out of the node, in edge order."""
         return self._out[node_id]
 
+    def join_policy(self, node_id: str) -> str:
+        """The node's `data.join`: "any" (the first parent to complete starts it) or "all"
+        (the default: every parent done). Anything else reads as "all" (validation
+        reports it)."""
+        data = self.nodes[node_id].get("data")
+        return "any" if isinstance(data, dict) and data.get("join") == "any" else "all"
+
+    def join_any_nodes(self) -> frozenset[str]:
+        """The nodes with `join: any` that have parents (for a root the policy is moot)."""
+        return frozenset(n for n in self.node_ids if self._in[n] and self.join_policy(n) == "any")
+
     def roots(self) -> tuple[str, ...]:
         """The nodes without incoming edges, in definition order."""
         return self._roots

@@ -22,12 +22,36 @@ Handler = Callable[[dict, Mapping[str, Any]], Awaitable[dict]]
 class Suspend(Exception):
     """Raised by a handler to park its step durably until resumed or woken by time."""
 
-    def __init__(self, waiting_for: WaitingFor, *, seconds: float | None = None, label: str = ""):
+    def __init__(
+        self,
+        waiting_for: WaitingFor,
+        *,
+        seconds: float | None = None,
+        label: str = "",
+        output: dict | None = None,
+        child: Any = None,
+    ):
         super().__init__(f"waiting for {waiting_for}")
         self.waiting_for = WaitingFor(waiting_for)
         self.seconds = seconds
         """For a delay: when to wake. For an approval or an event: the timeout, if any."""
         self.label = label
+        self.output = output
+        """Stored on the waiting step row (an invoke's `child_run_id`), replaced by the
+        step's real output when it resumes."""
+        self.child = child
+        """An `engine.store.ChildStart` the store creates with the wait (invoke_workflow)."""
+
+
+class Effect(Exception):
+    """Raised by a pure handler whose work needs the database: start a run, deliver an
+    event, write the workflow state. The executor hands `kind` and `request` to the
+    store (`Store.perform`), whose answer becomes the step's output."""
+
+    def __init__(self, kind: str, request: dict):
+        super().__init__(f"effect {kind}")
+        self.kind = kind
+        self.request = request
 
 
 @dataclass(frozen=True)
@@ -48,6 +72,9 @@ class StepType:
     wake: Callable[[dict], dict] | None = None
     """(resolved config) -> output when the step's timer fires without resume data; may
     raise StepError (an approval that timed out)."""
+    needs_store: bool = False
+    """The handler raises `Effect` (its work is done by the store), so it only runs as a
+    node of its own: for_each cannot run it once per item."""
     extra: dict = field(default_factory=dict)
 
     @cached_property  # read at every step start; the schema does not change

@@ -51,6 +51,8 @@ class TriggerType(_Choices):
     SCHEDULE = "schedule"
     EVENT = "event"
     API = "api"
+    WORKFLOW = "workflow"
+    """Started by another run's invoke_workflow step (the run's `parent_run`)."""
 
 
 class WaitingFor(_Choices):
@@ -58,6 +60,8 @@ class WaitingFor(_Choices):
     EVENT = "event"
     DELAY = "delay"
     BACKOFF = "backoff"
+    RUN = "run"
+    """An invoke_workflow step waiting for its child run to finish."""
 
 
 class EventType(_Choices):
@@ -74,3 +78,5 @@ class EventType(_Choices):
     STEP_WAITING = "step.waiting"
     STEP_RETRYING = "step.retrying"
     CONTEXT_UPDATED = "context.updated"
+    STATE_UPDATED = "state.updated"
+    JOIN_IGNORED = "step.join_ignored"

@@ -45,6 +45,10 @@ class RunState:
     """The database's clock when the state was read."""
     steps: dict[str, StepRecord] = field(default_factory=dict)
     """Latest attempt per step id."""
+    state: dict = field(default_factory=dict)
+    """The workflow's persistent state (`{{ state.key }}`) when the run was loaded."""
+    parent_run_id: str | None = None
+    """The run whose invoke_workflow step started this one: its end resumes that step."""
 
 
 @dataclass(slots=True)
@@ -55,6 +59,28 @@ class StepWrite:
     attempt: int
     fields: dict[str, Any]
     insert: bool = False
+
+
+@dataclass(slots=True)
+class ChildStart:
+    """A child run to create in the same transaction as its parent step's wait: the child
+    cannot finish (and resume the step) before the step is durably waiting for it."""
+
+    child_run_id: str
+    step_id: str
+    attempt: int
+    workflow_id: str
+    """The exact workflow version row to run."""
+    input: dict
+
+
+@dataclass(slots=True)
+class Performed:
+    """The store's answer to a step's `Effect`: the step's output, and the workflow state
+    after the write when the effect wrote it."""
+
+    output: dict
+    state: dict | None = None
 
 
 @dataclass(slots=True)
@@ -71,6 +97,10 @@ class Batch:
     """Give up the lease (the run is parked or finished)."""
     unless_resumed: bool = False
     """Abort (commit nothing, return resumed=True) if a waiting step got resume data."""
+    children: list[ChildStart] = field(default_factory=list)
+    """Child runs to start (invoke_workflow with wait)."""
+    notify_parent: bool = False
+    """The run finishes in this batch and has a parent run: resume the parent's step."""
 
     def step_writes(self) -> list[StepWrite]:
         """`steps` with the writes to one row merged (a step that started and finished in
@@ -88,7 +118,7 @@ class Batch:
         return list(merged.values())
 
     def __bool__(self) -> bool:
-        return bool(self.steps or self.events or self.run or self.context)
+        return bool(self.steps or self.events or self.run or self.context or self.children)
 
 
 @dataclass(slots=True)
@@ -106,3 +136,10 @@ class Store(Protocol):
 
     async def resumed_steps(self, run_id: str) -> list[StepRecord]:
         """Waiting steps that have received resume data (an approval, an event)."""
+
+    async def perform(
+        self, run_id: str, fence: int, step_id: str, attempt: int, kind: str, request: dict
+    ) -> Performed:
+        """Do the database work a step asked for with `Effect` (start a run, deliver an
+        event, write the workflow state), idempotent per (run, step, attempt). Raises
+        StepError when it cannot, or `Suspend` when the step must wait (a child run)."""

@@ -28,6 +28,8 @@ class RunAdmin(admin.ModelAdmin):
         "lease_expires_at",
         "fence",
         "last_seq",
+        "parent_run",
+        "parent_step_id",
     ]
     inlines = [StepRunInline]
     date_hierarchy = "created_at"

@@ -34,10 +34,15 @@ def start_run(
     idempotency_key: str | None = None,
     max_concurrency: int | None = None,
     priority: int = 0,
+    run_id=None,
+    parent_run_id=None,
+    parent_step_id: str = "",
 ) -> Run:
     """Create a pending run of exactly this workflow version and wake a worker.
 
-    Raises InvalidDefinition for a draft with problems, StateConflict for an archived one."""
+    A child run of an invoke_workflow step gets its (pre-chosen) `run_id` and its parent's
+    run and step ids. Raises InvalidDefinition for a draft with problems, StateConflict for
+    an archived one."""
     workflow.check_runnable()
     settings = workflow.workflow_settings
     input = dict(input or {})
@@ -52,6 +57,8 @@ def start_run(
         timeout_seconds=settings.get("timeout_seconds"),
         priority=priority,
     )
+    if run_id is not None:
+        fields.update(id=run_id, parent_run_id=parent_run_id, parent_step_id=parent_step_id)
     if flowcontrol.has_flow_control(settings):
         # Rate limit, throttle, debounce and priority are decided now, under per-key locks.
         with transaction.atomic():
@@ -60,9 +67,12 @@ def start_run(
             if run.status == RunStatus.CANCELLED:
                 _publish_after_commit(run.pk, events)
             else:
+                from runs.composition import deliver_to_parent
+
                 for cancelled_id, cancelled_events in events:
                     wakeup.notify(f"cancel:{cancelled_id}")
                     _publish_after_commit(cancelled_id, cancelled_events)
+                    deliver_to_parent(cancelled_id)  # a debounced child fails its step
             eventlog.announce_after_commit(run.pk)
         return run
     run = Run.objects.create(**fields)
@@ -72,9 +82,21 @@ def start_run(
     return run
 
 
-def cancel(run_id, reason: str = "cancelled") -> Run:
-    """Cancel at once: the run's owner loses its fence, its steps stop, nothing new starts."""
+def cancel(run_id, reason: str = "cancelled", *, notify_parent: bool = True) -> Run:
+    """Cancel at once: the run's owner loses its fence, its steps stop, nothing new starts.
+
+    The child runs its invoke_workflow steps wait for are cancelled first, each locked
+    before this run (the order a finishing child takes: child, then parent); children
+    started with `wait: false` live on. A cancelled child fails its parent's waiting step
+    (unless `notify_parent` is false: the parent is the one being cancelled)."""
+    from runs import composition  # here: composition imports this module
+
     with transaction.atomic():
+        for child_id in composition.awaited_children(run_id):
+            try:
+                cancel(child_id, f"parent run {run_id} cancelled", notify_parent=False)
+            except StateConflict:
+                pass  # finished meanwhile
         run = _locked(run_id)
         if RunStatus(run.status).is_finished:
             raise StateConflict(f"the run is already {run.status}")
@@ -99,12 +121,18 @@ def cancel(run_id, reason: str = "cancelled") -> Run:
         )
         wakeup.notify(f"cancel:{run.pk}")
         _publish_after_commit(run.pk, events)
+        if notify_parent and run.parent_run_id:
+            composition.deliver_to_parent(run.pk)
     run.refresh_from_db()
     return run
 
 
-def resume(run_id, step_id: str, data: dict, *, decided_by: str | None = None) -> Run:
-    """Deliver an approval decision or an event to a waiting step."""
+def resume(
+    run_id, step_id: str, data: dict, *, decided_by: str | None = None, child_run_id=None
+) -> Run:
+    """Deliver an approval decision or an event to a waiting step; with `child_run_id`, the
+    outcome of that child run to the invoke_workflow step waiting for it (only so: a
+    person cannot resume a step that waits for a run)."""
     with transaction.atomic():
         run = _locked(run_id)
         if run.status not in (RunStatus.PAUSED, RunStatus.RUNNING):
@@ -119,6 +147,16 @@ def resume(run_id, step_id: str, data: dict, *, decided_by: str | None = None) -
             raise StateConflict(f"step {step_id!r} is not waiting for an approval or an event")
         if step.resume_data is not None:
             raise StateConflict(f"step {step_id!r} has already been resumed")
+        if (step.waiting_for == WaitingFor.RUN) != (child_run_id is not None):
+            raise StateConflict(
+                f"step {step_id!r} waits for its child run; it resumes when that run ends"
+                if child_run_id is None
+                else f"step {step_id!r} does not wait for a child run"
+            )
+        if child_run_id is not None and (step.output or {}).get("child_run_id") != str(
+            child_run_id
+        ):
+            raise StateConflict(f"step {step_id!r} waits for another child run")
         data = dict(data)
         if step.waiting_for == WaitingFor.APPROVAL:
             data["decided_by"] = decided_by

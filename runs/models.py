@@ -48,6 +48,13 @@ class Run(models.Model):
     timeout_seconds = models.FloatField(null=True, blank=True)
     priority = models.IntegerField(default=0)
 
+    # Composition (runs/composition.py): a run started by another run's invoke_workflow
+    # step points at that run and step; its end resumes the step.
+    parent_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_runs"
+    )
+    parent_step_id = models.CharField(max_length=200, blank=True, default="")
+
     # Flow control (runs/flowcontrol.py). `flow_key` is the concurrency bucket
     # ("<lineage>:<rendered key>") and `concurrency_limit` its limit (null: unlimited);
     # `flow` records the keys and times the start-side rules decided with.

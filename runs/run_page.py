@@ -17,6 +17,7 @@ from engine.statuses import RunStatus, StepStatus, WaitingFor
 from runs.models import Run, StepRun
 
 PARTIALS = "runs/partials"
+MAX_CHILDREN_SHOWN = 50
 
 
 @dataclass
@@ -153,6 +154,9 @@ def state_context(run: Run) -> dict:
         "can_retry": status == RunStatus.FAILED,
         "bars": waterfall(run, steps, graph),
         "levels": graph_levels(steps, graph),
+        "children": list(
+            run.child_runs.select_related("workflow").order_by("created_at")[:MAX_CHILDREN_SHOWN]
+        ),
     }
 
 

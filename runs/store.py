@@ -10,15 +10,18 @@ import asyncio
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from datetime import datetime
 
 from django.db import connection, transaction
+from django.db.models import JSONField, OuterRef, Subquery
 
 from engine.errors import LostLease
 from engine.statuses import RunStatus, StepStatus
 from engine.store import Batch, CommitResult, RunState, StepRecord
-from runs import eventlog
+from runs import composition, eventlog
 from runs.models import Run, StepRun
+from workflows.models import WorkflowState
 
 STEP_FIELDS = {f.name for f in StepRun._meta.get_fields() if getattr(f, "concrete", False)}
 
@@ -31,7 +34,8 @@ def _json_default(value):
 
 _LOAD_SQL = """
 SELECT r.fence, r.status, r.input, r.context, r.max_concurrency, r.timeout_seconds,
-       r.started_at, w.definition, clock_timestamp(),
+       r.started_at, w.definition, clock_timestamp(), r.parent_run_id,
+       (SELECT ws.data FROM workflows_workflowstate ws WHERE ws.lineage = w.lineage),
        (SELECT coalesce(json_agg(json_build_object(
                    'step_id', s.step_id, 'step_type', s.step_type, 'attempt', s.attempt,
                    'status', s.status, 'input', s.input, 'output', s.output, 'error', s.error,
@@ -53,6 +57,13 @@ def _drop_broken_connection() -> None:
         if not connection.is_usable():
             connection.close()
         connection.errors_occurred = False
+
+
+_STATE_OF_RUN = Subquery(
+    WorkflowState.objects.filter(lineage=OuterRef("workflow__lineage")).values("data")[:1],
+    output_field=JSONField(),
+)
+"""The run's workflow state, read with the run (SQLite; PostgreSQL: in _LOAD_SQL)."""
 
 
 class _Resumed(Exception):
@@ -110,6 +121,13 @@ class DjangoStore:
     async def resumed_steps(self, run_id):
         return await self.call(self.resumed_steps_sync, run_id)
 
+    async def perform(self, run_id, fence, step_id, attempt, kind, request):
+        performed, events = await self.call(
+            composition.perform, run_id, fence, step_id, attempt, kind, request
+        )
+        await eventlog.publish(run_id, events)
+        return performed
+
     # -- synchronous implementations ----------------------------------------------------------
 
     def load_sync(self, run_id, fence) -> RunState:
@@ -127,8 +145,10 @@ class DjangoStore:
                 "max_concurrency",
                 "timeout_seconds",
                 "started_at",
+                "parent_run_id",
                 "workflow__definition",
             )
+            .annotate(workflow_state=_STATE_OF_RUN)
             .get(pk=run_id)
         )
         if run.fence != fence:
@@ -148,6 +168,8 @@ class DjangoStore:
             started_at=run.started_at,
             now=eventlog.db_now(),
             steps=steps,
+            state=run.workflow_state if isinstance(run.workflow_state, dict) else {},
+            parent_run_id=str(run.parent_run_id) if run.parent_run_id else None,
         )
 
     @staticmethod
@@ -159,7 +181,7 @@ class DjangoStore:
         if row is None:
             raise Run.DoesNotExist(run_id)
         (found_fence, status, input_, context, max_concurrency, timeout_seconds, started_at,
-         definition, now, steps) = row  # fmt: skip
+         definition, now, parent_run_id, state, steps) = row  # fmt: skip
         if found_fence != fence:
             raise LostLease()
         records = {}
@@ -171,6 +193,7 @@ class DjangoStore:
             records[step["step_id"]] = StepRecord(**step)
         input_ = json.loads(input_) if input_ else None
         context = json.loads(context) if context else None
+        state = json.loads(state) if isinstance(state, str) else state
         return RunState(
             run_id=str(run_id),
             fence=found_fence,
@@ -183,6 +206,8 @@ class DjangoStore:
             started_at=started_at,
             now=now,
             steps=records,
+            state=state if isinstance(state, dict) else {},
+            parent_run_id=str(parent_run_id) if parent_run_id else None,
         )
 
     def commit_sync(self, run_id, fence, batch: Batch) -> CommitResult:
@@ -200,12 +225,22 @@ class DjangoStore:
                 if batch.unless_resumed and self._has_resumes(run_id):
                     raise _Resumed()
                 self._write_steps(run_id, batch)
+                self._compose(run_id, batch)
         except _Resumed:
             return CommitResult(events=[], resumed=True)
         return CommitResult(events=events)
 
     @staticmethod
-    def _commit_postgresql(run_id, fence, batch: Batch) -> CommitResult:
+    def _compose(run_id, batch: Batch) -> None:
+        """In the checkpoint's transaction: start the child runs its steps now wait for,
+        and resume the parent's step when this (child) run ends."""
+        if batch.children:
+            composition.start_children(run_id, batch.children)
+        if batch.notify_parent:
+            composition.deliver_to_parent(run_id)
+
+    @classmethod
+    def _commit_postgresql(cls, run_id, fence, batch: Batch) -> CommitResult:
         """The same as the ORM path, in one round trip (the function of migration 0004,
         taking the context as a patch since 0006_checkpoint_context_patch)."""
         payload = {
@@ -223,16 +258,20 @@ class DjangoStore:
         }
         if batch.context:
             payload["context_patch"] = batch.context
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT * FROM flowmatrx_checkpoint(%s::uuid, %s, %s::jsonb)",
-                [str(run_id), fence, json.dumps(payload, default=_json_default)],
-            )
-            last_seq, at = cursor.fetchone()
-        if last_seq == -1:
-            raise LostLease()
-        if last_seq == -2:
-            return CommitResult(events=[], resumed=True)
+        composes = bool(batch.children or batch.notify_parent)
+        with transaction.atomic(durable=False) if composes else nullcontext():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT * FROM flowmatrx_checkpoint(%s::uuid, %s, %s::jsonb)",
+                    [str(run_id), fence, json.dumps(payload, default=_json_default)],
+                )
+                last_seq, at = cursor.fetchone()
+            if last_seq == -1:
+                raise LostLease()
+            if last_seq == -2:
+                return CommitResult(events=[], resumed=True)
+            if composes:  # the function holds the run's row lock until this commits
+                cls._compose(run_id, batch)
         events = batch.events
         timestamp = at.isoformat().replace("+00:00", "Z")
         first = last_seq - len(events) + 1

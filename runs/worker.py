@@ -288,9 +288,11 @@ def release(run_id: str, fence: int) -> None:
 def fail_run(run_id: str, fence: int, error: str) -> list[NewEvent]:
     """An engine bug must not make a run spin forever: fail it, fenced."""
     now = timezone.now()
+    from runs.composition import deliver_to_parent
+
     try:
         with transaction.atomic():
-            return eventlog.append(
+            events = eventlog.append(
                 run_id,
                 [NewEvent(EventType.RUN_FAILED, {"status": RunStatus.FAILED, "error": error})],
                 expect_fence=fence,
@@ -301,6 +303,8 @@ def fail_run(run_id: str, fence: int, error: str) -> list[NewEvent]:
                 lease_owner="",
                 lease_expires_at=None,
             )
+            deliver_to_parent(run_id)  # a child run's parent step fails with it
+            return events
     except LostLease:
         return []
 

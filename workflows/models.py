@@ -164,3 +164,16 @@ class Workflow(models.Model):
 
         sync_triggers(self)
         return self
+
+
+class WorkflowState(models.Model):
+    """A workflow's persistent key-value state, shared by the runs of all its versions:
+    read in templates as `{{ state.key }}`, written by `set_state` steps
+    (runs/composition.py, under this row's lock)."""
+
+    lineage = models.UUIDField(primary_key=True)
+    data = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"state of {self.lineage}"

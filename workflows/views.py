@@ -6,6 +6,7 @@ from django.views.decorators.http import require_POST
 from engine.errors import InvalidDefinition, StateConflict
 from engine.statuses import TriggerType
 from runs import eventlog, flowcontrol, lifecycle
+from runs.composition import read_state
 from triggers.models import Schedule
 from triggers.schedules import set_enabled
 from workflows.models import Workflow
@@ -35,6 +36,7 @@ def workflow_detail(request, workflow_id):
         "has_flow_control": flowcontrol.has_flow_control(workflow.workflow_settings),
         "triggers": triggers_panel(workflow, request),
         "run_form": RunForm(workflow.input_schema),
+        "state": read_state(workflow.lineage),
     }
     return TemplateResponse(request, "workflows/workflow_detail.html", context)
 

@@ -50,6 +50,8 @@ async def execute(config, context):
         raise NonRetryableError(f"for_each: unknown step_type {config.get('step_type')!r}")
     if sub_type.resume is not None or sub_type.wake is not None:
         raise NonRetryableError(f"for_each cannot run {sub_type.name!r}: it waits")
+    if sub_type.needs_store:
+        raise NonRetryableError(f"for_each cannot run {sub_type.name!r}: it runs as its own step")
     step_config = config.get("step_config") or {}
     concurrency = config.get("concurrency") or 1
     fail_fast = bool(config.get("fail_fast"))

@@ -54,6 +54,8 @@ def run_resource(run: Run) -> dict:
         "context": run.context,
         "error": run.error,
         "idempotency_key": run.idempotency_key,
+        "parent_run_id": str(run.parent_run_id) if run.parent_run_id else None,
+        "parent_step_id": run.parent_step_id or None,
         "max_concurrency": run.max_concurrency,
         "priority": run.priority,
         "created_by": _username(run.created_by),

@@ -182,6 +182,13 @@ class WorkflowPage(Schema):
     next_cursor: str | None
 
 
+class WorkflowStateOut(Schema):
+    lineage_id: UUID
+    state: dict[str, Any] = Field(
+        description="Key → value, written by set_state steps, read as {{ state.key }}."
+    )
+
+
 class ValidationOut(Schema):
     valid: bool
     errors: list[ErrorItem]
@@ -255,6 +262,10 @@ class RunOut(Schema):
     context: dict[str, Any]
     error: str
     idempotency_key: str | None
+    parent_run_id: UUID | None = Field(
+        description="The run whose invoke_workflow step started this one."
+    )
+    parent_step_id: str | None
     max_concurrency: int
     priority: int
     created_by: str | None

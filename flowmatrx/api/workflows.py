@@ -25,10 +25,12 @@ from flowmatrx.api.schemas import (
     WorkflowCreateIn,
     WorkflowOut,
     WorkflowPage,
+    WorkflowStateOut,
     WorkflowUpdateIn,
     error_responses,
 )
 from runs import lifecycle
+from runs.composition import read_state
 from runs.models import Run
 from workflows.diff import diff_definitions
 from workflows.models import Workflow
@@ -243,6 +245,17 @@ def diff_versions(request, workflow_id: str, other_id: str):
         "to_version": other.version,
         **diff.as_dict(),
     }
+
+
+@router.get(
+    "/workflows/{workflow_id}/state",
+    response={200: WorkflowStateOut, **error_responses(404)},
+)
+def get_state(request, workflow_id: str):
+    """The workflow's persistent state (shared by all its versions), written by set_state
+    steps and read in templates as {{ state.key }}."""
+    workflow = _load(workflow_id)
+    return {"lineage_id": workflow.lineage, "state": read_state(workflow.lineage)}
 
 
 def _check_input(workflow: Workflow, data: dict) -> None:

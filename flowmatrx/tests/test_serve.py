@@ -1,7 +1,8 @@
 """`manage.py serve` as a user starts it: a fresh var/ directory, SQLite, no services.
 
-The server must migrate its own database, answer HTTP, serve its static files itself and
-run workflows with the embedded worker, then stop cleanly on SIGTERM.
+The server must migrate its own database, load the example workflows, answer HTTP, serve
+its static files itself and run workflows with the embedded worker, then stop cleanly on
+SIGTERM.
 """
 
 import os
@@ -28,6 +29,12 @@ wf = Workflow.objects.create(name="smoke", status=WorkflowStatus.PUBLISHED, defi
               node("greet", "transform", {"mapping": {"text": "hello {{ input.name }}"}})],
     "edges": [{"id": "e", "source": "wait", "target": "greet"}]})
 print(start_run(wf, {"name": "serve"}).id)
+"""
+
+COUNT_EXAMPLES = """
+from workflows.models import Workflow
+examples = Workflow.objects.filter(name__startswith="Example:", status="published")
+print(examples.count(), "published")
 """
 
 RUN_STATE = """
@@ -94,6 +101,9 @@ def test_serve_runs_the_embedded_mode_end_to_end(embedded_env):
         login = httpx.get(f"{base}/accounts/login/")
         assert login.status_code == 200
         assert 'src="/static/vendor/htmx.min.js"' in login.text
+
+        examples = manage(embedded_env, "shell", "-c", COUNT_EXAMPLES)
+        assert examples == "6 published"  # loaded into the empty installation
 
         run_id = manage(embedded_env, "shell", "-c", START_RUN)
         deadline = time.monotonic() + 20

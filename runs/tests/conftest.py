@@ -95,3 +95,42 @@ def assert_gapless(run):
     seqs = list(run.events.order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, len(seqs) + 1))
     assert Run.objects.get(pk=run.pk).last_seq == len(seqs)
+
+
+@pytest.fixture
+def published(transactional_db, alice):
+    """published(nodes, edges, name=..., settings=...) -> a published Workflow."""
+
+    def make(nodes, edges=(), name="Child", settings=None):
+        return Workflow.objects.create(
+            name=name,
+            definition={"nodes": list(nodes), "edges": list(edges), "settings": settings or {}},
+            status=WorkflowStatus.PUBLISHED,
+            created_by=alice,
+        )
+
+    return make
+
+
+@pytest.fixture
+def drive_all(transactional_db):
+    """drive_all(): claim and execute every claimable run, round after round, like a
+    worker, until nothing is claimable."""
+
+    def run_all(rounds=30):
+        async def main():
+            store = DjangoStore()
+            try:
+                for _ in range(rounds):
+                    claimed = await store.call(claim_runs, "test-worker", 20, 30.0)
+                    if not claimed:
+                        return
+                    await asyncio.gather(
+                        *(Executor(store, run_id, fence).run() for run_id, fence in claimed)
+                    )
+            finally:
+                await asyncio.get_running_loop().run_in_executor(None, store.close)
+
+        run_coroutine(main())
+
+    return run_all

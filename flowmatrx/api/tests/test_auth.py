@@ -28,6 +28,7 @@ ENDPOINTS = [
     ("POST", f"/workflows/{ANY}/archive"),
     ("GET", f"/workflows/{ANY}/versions"),
     ("GET", f"/workflows/{ANY}/diff/{ANY}"),
+    ("GET", f"/workflows/{ANY}/state"),
     ("GET", "/runs"),
     ("GET", f"/runs/{ANY}"),
     ("GET", f"/runs/{ANY}/steps"),

@@ -1,6 +1,7 @@
 """`manage.py serve`: the embedded mode in one process.
 
-Applies migrations, then serves HTTP + WebSockets with daphne and, unless --no-worker,
+Applies migrations (and loads the example workflows into an empty installation), then
+serves HTTP + WebSockets with daphne and, unless --no-worker,
 runs the engine worker on the same asyncio loop (daphne's Twisted reactor runs on
 asyncio), so one command gives a working server with no other services.
 """
@@ -26,10 +27,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-migrate", action="store_true", help="Do not apply migrations first."
         )
+        parser.add_argument(
+            "--no-examples",
+            action="store_true",
+            help="Do not load the example workflows into an empty installation.",
+        )
 
-    def handle(self, *args, host, port, no_worker, no_migrate, **options):
+    def handle(self, *args, host, port, no_worker, no_migrate, no_examples, **options):
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
+        if not no_examples:
+            from workflows.examples import is_empty_installation, load_examples
+
+            if is_empty_installation():
+                loaded = load_examples()
+                self.stdout.write(f"Loaded {len(loaded)} example workflows.")
 
         from daphne.endpoints import build_endpoint_description_strings
         from daphne.server import Server, reactor
