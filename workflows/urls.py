@@ -1,6 +1,6 @@
 from django.urls import path
 
-from workflows import views
+from workflows import trigger_views, views
 
 app_name = "workflows"
 urlpatterns = [
@@ -11,5 +11,22 @@ urlpatterns = [
         "<uuid:workflow_id>/schedules/<int:schedule_id>/toggle",
         views.toggle_schedule,
         name="toggle_schedule",
+    ),
+    path("<uuid:workflow_id>/triggers/form", trigger_views.trigger_form_view, name="trigger_form"),
+    path("<uuid:workflow_id>/triggers/save", trigger_views.save_trigger_view, name="save_trigger"),
+    path(
+        "<uuid:workflow_id>/triggers/remove",
+        trigger_views.remove_trigger_view,
+        name="remove_trigger",
+    ),
+    path(
+        "<uuid:workflow_id>/triggers/preview",
+        trigger_views.schedule_preview_view,
+        name="schedule_preview",
+    ),
+    path(
+        "<uuid:workflow_id>/flow-control/save",
+        trigger_views.save_flow_control_view,
+        name="save_flow_control",
     ),
 ]
