@@ -258,8 +258,22 @@ def admit(workflow, fields: dict, settings: dict, *, now: datetime):
 # -- the workflow page ------------------------------------------------------------------------
 
 
+OVERVIEW_KEYS = 50
+"""At most this many keys per rule on the workflow page (the busiest concurrency keys, the
+first in key order of the others)."""
+
+
 def overview(workflow, now: datetime) -> list[dict]:
-    """Per rule and key: what the workflow page shows (running/queued, next allowed start)."""
+    """Per rule and key, for the workflow page, from the runs of every version of `workflow`
+    under `workflow`'s settings (pass the active version):
+
+    - concurrency: `running` (holding a slot) and `queued` (pending, or resumed and waiting
+      for a slot, including claimed-not-yet-started) per key;
+    - rate_limit: `in_window` (runs admitted in the last period) and `next_allowed` (None:
+      a run may start now);
+    - throttle: `queued` (delayed runs) and `next_allowed` (the next free start slot);
+    - debounce: `queued` (the run waiting out its window) and `next_allowed` (when it starts).
+    """
     settings = workflow.workflow_settings
     rows: list[dict] = []
     runs = _lineage_runs(workflow)
@@ -280,7 +294,8 @@ def overview(workflow, now: datetime) -> list[dict]:
             key = row["flow_key"].removeprefix(prefix)
             entry = counts.setdefault(key, {"running": 0, "queued": 0})
             entry["running" if row["status"] == RunStatus.RUNNING else "queued"] += row["n"]
-        for key in sorted(counts):
+        busiest = sorted(counts, key=lambda k: -(counts[k]["running"] + counts[k]["queued"]))
+        for key in sorted(busiest[:OVERVIEW_KEYS]):
             rows.append(
                 {"rule": "concurrency", "key": key, "limit": conc.get("limit"), **counts[key]}
             )
@@ -296,14 +311,20 @@ def overview(workflow, now: datetime) -> list[dict]:
             .values_list(lookup, flat=True)
             .distinct()
         )
-        for key in sorted(set(keys)):
+        for key in sorted(set(keys))[:OVERVIEW_KEYS]:
             entry = {"rule": rule, "key": key, "limit": config.get("limit")}
             waiting = runs.filter(**{lookup: key}, status=RunStatus.PENDING, wake_at__gt=now)
-            entry["queued"] = waiting.count()
             if rule == "rate_limit":
-                entry["next_allowed"] = rate_limit_state(workflow, config, key, now)[1]
+                count, entry["next_allowed"] = rate_limit_state(workflow, config, key, now)
+                entry["in_window"] = count
             elif rule == "throttle":
+                entry["queued"] = waiting.count()
                 slot = throttle_slot(workflow, config, key, now)
                 entry["next_allowed"] = slot if slot > now else None
+            else:
+                entry["queued"] = waiting.count()
+                entry["next_allowed"] = (
+                    waiting.order_by("-wake_at").values_list("wake_at", flat=True).first()
+                )
             rows.append(entry)
     return rows
