@@ -37,11 +37,15 @@ Decided when a worker claims (runs/worker.py):
   (`Run.concurrency_limit`). A slot is held by every run of the bucket with status
   `running` (including one parked on a delay/backoff timer) and by a pending or paused run
   a worker has claimed (lease active) but not yet started. Pending runs, paused runs
-  (waiting for a person or an event) and finished runs hold none. Limited runs are claimed
-  separately from the unlimited ones, under one transaction-level advisory lock
-  (CLAIM_LOCK) on PostgreSQL, counting the slots inside that lock: two workers can never
-  both fill the last slot. Excess runs wait in priority, then creation order. When a
-  limited run leaves a worker, the worker wakes all workers to fill the freed slot.
+  (waiting for a person or an event) and finished runs hold none. On PostgreSQL a claim
+  first takes a transaction-level advisory lock per bucket it may claim from
+  (`pg_try_advisory_xact_lock`: a bucket another worker is claiming from is skipped, not
+  waited for), then counts the slots and claims in the next statement, whose snapshot
+  sees every claim committed in those buckets: two workers can never both fill the last
+  slot, and workers claiming from different buckets never wait for each other. Limited
+  and unlimited runs are claimed in one order, priority then creation (runs/worker.py
+  PG_CLAIM); excess runs wait in that order. When a limited run leaves a worker, the
+  worker wakes all workers to fill the freed slot.
   Resuming a paused limited run (approval, event: `lifecycle.resume`) does not make it
   running: it stays `paused` with `wake_at` set (a `run.paused` event says it waits for a
   slot), which makes it a candidate of the limited claim like a pending run; the executor
@@ -67,7 +71,6 @@ RULES = ("concurrency", "rate_limit", "throttle", "debounce", "priority")
 START_RULES = ("rate_limit", "throttle", "debounce")
 PRIORITY_LIMIT = 1_000_000
 MAX_KEY_CHARS = 200
-CLAIM_LOCK = 0x464C4F57  # "FLOW": serializes the claims of concurrency-limited runs
 
 
 def has_flow_control(settings: dict) -> bool:
