@@ -30,8 +30,12 @@ from runs import eventlog, wakeup
 from runs.models import Run
 from runs.store import DjangoStore
 from triggers.schedules import fire_due, seconds_until_next_fire
+from triggers.webhooks import prune_deliveries
 
 logger = logging.getLogger("runs.worker")
+
+HOUSEKEEPING_SECONDS = 60.0
+"""How often a worker deletes what is no longer needed (webhook delivery keys)."""
 
 CLAIMABLE = Q(status__in=[RunStatus.PENDING, RunStatus.RUNNING]) | Q(
     status=RunStatus.PAUSED, wake_at__isnull=False
@@ -320,6 +324,11 @@ def fail_run(run_id: str, fence: int, error: str) -> list[NewEvent]:
         return []
 
 
+def housekeep() -> int:
+    """One round of housekeeping: what it deleted."""
+    return prune_deliveries(eventlog.db_now())
+
+
 class Worker:
     def __init__(
         self,
@@ -389,6 +398,7 @@ class Worker:
         wakeup.add_listener(self._on_message_threadsafe)
         background = [asyncio.ensure_future(self._heartbeat())]
         background.append(asyncio.ensure_future(self._schedules()))
+        background.append(asyncio.ensure_future(self._housekeeping()))
         if connection.vendor == "postgresql":
             background.append(asyncio.ensure_future(self._listen()))
         logger.info("worker %s started", self.name)
@@ -501,6 +511,18 @@ class Worker:
             except Exception:
                 logger.warning("firing schedules failed", exc_info=True)
             await asyncio.sleep(min(5.0, max(0.05, wait)))
+
+    async def _housekeeping(self) -> None:
+        """Prune old webhook delivery keys every HOUSEKEEPING_SECONDS (every worker does;
+        they delete the same rows, so a second one finds little left)."""
+        while not self.stopping:
+            try:
+                deleted = await self.store.call(housekeep)
+                if deleted:
+                    logger.info("pruned %d webhook delivery keys", deleted)
+            except Exception:
+                logger.warning("housekeeping failed", exc_info=True)
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
     async def _listen(self) -> None:
         import psycopg

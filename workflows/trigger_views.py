@@ -88,6 +88,7 @@ def _section(request, workflow: Workflow, *, saved: str = "", error: str = ""):
     """The Triggers section after a saved edit (htmx), or the page again (no htmx)."""
     if not request.htmx:
         return redirect("workflows:detail", workflow.pk)
+    workflow.refresh_from_db()  # the edit went through another instance of a draft
     panel = triggers_panel(workflow, request)
     panel.editor.saved, panel.editor.error = saved, error
     context = {"workflow": workflow, "triggers": panel}

@@ -82,6 +82,9 @@ def test_it_adds_a_schedule_to_a_draft(signed_in, make_workflow):
     ]
     html = response.content.decode()
     assert 'id="triggers"' in html and "Publish it to activate" in html
+    assert "<code>0 9 * * 1-5 (Europe/Berlin)</code>" in html  # the section shows the edit
+    # The schedule table shows each schedule's input.
+    assert '<td class="schedule-input"><code>{&quot;report&quot;: &quot;daily&quot;}</code>' in html
     assert Workflow.objects.filter(lineage=draft.lineage).count() == 1  # no new version
 
 
