@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connection
 
 from runs import eventlog
 from runs.tests.conftest import run_coroutine
@@ -73,6 +74,7 @@ def test_the_worker_prunes_periodically(transactional_db, monkeypatch):
         finally:
             worker.request_stop()
             await task
+            await sync_to_async(lambda: connection.close())()  # the thread-sensitive one
 
     run_coroutine(main())
     assert kept(endpoint) == {"fresh"}
