@@ -18,6 +18,9 @@ from engine.statuses import WaitingFor
 
 Handler = Callable[[dict, Mapping[str, Any]], Awaitable[dict]]
 
+REDACTED = "********"
+"""What a stored secret shows as wherever it is read back (step runs, the API)."""
+
 
 class Suspend(Exception):
     """Raised by a handler to park its step durably until resumed or woken by time."""
@@ -90,7 +93,7 @@ class StepType:
         secret = self.secret_config_keys
         if not secret or not isinstance(config, dict):
             return config
-        return {k: ("********" if k in secret and v else v) for k, v in config.items()}
+        return {k: (REDACTED if k in secret and v else v) for k, v in config.items()}
 
     def catalog_entry(self) -> dict:
         return {

@@ -37,11 +37,15 @@ Decided when a worker claims (runs/worker.py):
   (`Run.concurrency_limit`). A slot is held by every run of the bucket with status
   `running` (including one parked on a delay/backoff timer) and by a pending or paused run
   a worker has claimed (lease active) but not yet started. Pending runs, paused runs
-  (waiting for a person or an event) and finished runs hold none. Limited runs are claimed
-  separately from the unlimited ones, under one transaction-level advisory lock
-  (CLAIM_LOCK) on PostgreSQL, counting the slots inside that lock: two workers can never
-  both fill the last slot. Excess runs wait in priority, then creation order. When a
-  limited run leaves a worker, the worker wakes all workers to fill the freed slot.
+  (waiting for a person or an event) and finished runs hold none. On PostgreSQL a claim
+  first takes a transaction-level advisory lock per bucket it may claim from
+  (`pg_try_advisory_xact_lock`: a bucket another worker is claiming from is skipped, not
+  waited for), then counts the slots and claims in the next statement, whose snapshot
+  sees every claim committed in those buckets: two workers can never both fill the last
+  slot, and workers claiming from different buckets never wait for each other. Limited
+  and unlimited runs are claimed in one order, priority then creation (runs/worker.py
+  PG_CLAIM); excess runs wait in that order. When a limited run leaves a worker, the
+  worker wakes all workers to fill the freed slot.
   Resuming a paused limited run (approval, event: `lifecycle.resume`) does not make it
   running: it stays `paused` with `wake_at` set (a `run.paused` event says it waits for a
   slot), which makes it a candidate of the limited claim like a pending run; the executor
@@ -67,7 +71,6 @@ RULES = ("concurrency", "rate_limit", "throttle", "debounce", "priority")
 START_RULES = ("rate_limit", "throttle", "debounce")
 PRIORITY_LIMIT = 1_000_000
 MAX_KEY_CHARS = 200
-CLAIM_LOCK = 0x464C4F57  # "FLOW": serializes the claims of concurrency-limited runs
 
 
 def has_flow_control(settings: dict) -> bool:
@@ -258,8 +261,22 @@ def admit(workflow, fields: dict, settings: dict, *, now: datetime):
 # -- the workflow page ------------------------------------------------------------------------
 
 
+OVERVIEW_KEYS = 50
+"""At most this many keys per rule on the workflow page (the busiest concurrency keys, the
+first in key order of the others)."""
+
+
 def overview(workflow, now: datetime) -> list[dict]:
-    """Per rule and key: what the workflow page shows (running/queued, next allowed start)."""
+    """Per rule and key, for the workflow page, from the runs of every version of `workflow`
+    under `workflow`'s settings (pass the active version):
+
+    - concurrency: `running` (holding a slot) and `queued` (pending, or resumed and waiting
+      for a slot, including claimed-not-yet-started) per key;
+    - rate_limit: `in_window` (runs admitted in the last period) and `next_allowed` (None:
+      a run may start now);
+    - throttle: `queued` (delayed runs) and `next_allowed` (the next free start slot);
+    - debounce: `queued` (the run waiting out its window) and `next_allowed` (when it starts).
+    """
     settings = workflow.workflow_settings
     rows: list[dict] = []
     runs = _lineage_runs(workflow)
@@ -280,7 +297,8 @@ def overview(workflow, now: datetime) -> list[dict]:
             key = row["flow_key"].removeprefix(prefix)
             entry = counts.setdefault(key, {"running": 0, "queued": 0})
             entry["running" if row["status"] == RunStatus.RUNNING else "queued"] += row["n"]
-        for key in sorted(counts):
+        busiest = sorted(counts, key=lambda k: -(counts[k]["running"] + counts[k]["queued"]))
+        for key in sorted(busiest[:OVERVIEW_KEYS]):
             rows.append(
                 {"rule": "concurrency", "key": key, "limit": conc.get("limit"), **counts[key]}
             )
@@ -296,14 +314,20 @@ def overview(workflow, now: datetime) -> list[dict]:
             .values_list(lookup, flat=True)
             .distinct()
         )
-        for key in sorted(set(keys)):
+        for key in sorted(set(keys))[:OVERVIEW_KEYS]:
             entry = {"rule": rule, "key": key, "limit": config.get("limit")}
             waiting = runs.filter(**{lookup: key}, status=RunStatus.PENDING, wake_at__gt=now)
-            entry["queued"] = waiting.count()
             if rule == "rate_limit":
-                entry["next_allowed"] = rate_limit_state(workflow, config, key, now)[1]
+                count, entry["next_allowed"] = rate_limit_state(workflow, config, key, now)
+                entry["in_window"] = count
             elif rule == "throttle":
+                entry["queued"] = waiting.count()
                 slot = throttle_slot(workflow, config, key, now)
                 entry["next_allowed"] = slot if slot > now else None
+            else:
+                entry["queued"] = waiting.count()
+                entry["next_allowed"] = (
+                    waiting.order_by("-wake_at").values_list("wake_at", flat=True).first()
+                )
             rows.append(entry)
     return rows

@@ -1,7 +1,8 @@
 """The engine worker: claims runs with leases and executes many of them at once.
 
-One asyncio process. Each loop: claim as many runnable runs as there is room for (one
-statement, `FOR UPDATE SKIP LOCKED` on PostgreSQL; the same under SQLite's write lock),
+One asyncio process. Each loop: claim as many runnable runs as there is room for, most
+urgent first (on PostgreSQL one transaction: try-lock the concurrency buckets, then one
+statement with `FOR UPDATE SKIP LOCKED`; the same under SQLite's write lock),
 execute each in its own task, then sleep until a notification (LISTEN on PostgreSQL, an
 in-process call in the embedded mode), the next timer on the database's clock, or the
 poll interval. A heartbeat renews the leases and stops the executors whose run was taken
@@ -29,62 +30,73 @@ from runs import eventlog, wakeup
 from runs.models import Run
 from runs.store import DjangoStore
 from triggers.schedules import fire_due, seconds_until_next_fire
+from triggers.webhooks import prune_deliveries
 
 logger = logging.getLogger("runs.worker")
+
+HOUSEKEEPING_SECONDS = 60.0
+"""How often a worker deletes what is no longer needed (webhook delivery keys)."""
 
 CLAIMABLE = Q(status__in=[RunStatus.PENDING, RunStatus.RUNNING]) | Q(
     status=RunStatus.PAUSED, wake_at__isnull=False
 )
 
-PG_CLAIM = """
-UPDATE runs_run
-SET lease_owner = %(owner)s,
-    lease_expires_at = clock_timestamp() + make_interval(secs => %(lease)s),
-    fence = fence + 1
-WHERE id IN (
-    SELECT id FROM runs_run
-    WHERE (status IN ('pending', 'running') OR (status = 'paused' AND wake_at IS NOT NULL))
-      AND (wake_at IS NULL OR wake_at <= clock_timestamp())
-      AND (lease_expires_at IS NULL OR lease_expires_at < clock_timestamp())
-      AND concurrency_limit IS NULL
-    ORDER BY priority DESC, created_at
-    LIMIT %(limit)s
-    FOR UPDATE SKIP LOCKED
-)
-RETURNING id, fence
-"""
-"""Runs without a concurrency limit; the limited ones are claimed by PG_CLAIM_LIMITED."""
-
-_LIMITED_CLAIMABLE = """concurrency_limit IS NOT NULL
-      AND (status IN ('pending', 'running') OR (status = 'paused' AND wake_at IS NOT NULL))
+_CLAIMABLE_SQL = """
+      (status IN ('pending', 'running') OR (status = 'paused' AND wake_at IS NOT NULL))
       AND (wake_at IS NULL OR wake_at <= clock_timestamp())
       AND (lease_expires_at IS NULL OR lease_expires_at < clock_timestamp())"""
 
-PG_CLAIM_LIMITED = f"""
-WITH candidates AS (
+BUCKET_LOCKS = 0x464C4F57  # "FLOW": the key space of the per-bucket claim locks
+
+PG_LOCK_BUCKETS = f"""
+SELECT flow_key, pg_try_advisory_xact_lock({BUCKET_LOCKS}, hashtext(flow_key)) FROM (
+    SELECT DISTINCT flow_key FROM runs_run
+    WHERE concurrency_limit IS NOT NULL AND {_CLAIMABLE_SQL}
+    OFFSET 0
+) AS buckets
+"""
+"""Try to lock the bucket of every claimable concurrency-limited run: (bucket, locked?).
+A bucket locked by another claimer is skipped (like a row under SKIP LOCKED), never
+waited for. `OFFSET 0` keeps the lock function out of the inner scan."""
+
+PG_CLAIM = f"""
+WITH unlimited AS (
+    SELECT id, priority, created_at FROM runs_run
+    WHERE concurrency_limit IS NULL AND {_CLAIMABLE_SQL}
+    ORDER BY priority DESC, created_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+),
+limited AS (
     SELECT id, flow_key, concurrency_limit, status, priority, created_at FROM runs_run
-    WHERE {_LIMITED_CLAIMABLE}
+    WHERE concurrency_limit IS NOT NULL AND flow_key = ANY(%(buckets)s::text[])
+      AND {_CLAIMABLE_SQL}
 ),
 held AS (
     SELECT flow_key, count(*) AS n FROM runs_run
-    WHERE concurrency_limit IS NOT NULL
-      AND flow_key IN (SELECT flow_key FROM candidates)
+    WHERE concurrency_limit IS NOT NULL AND flow_key = ANY(%(buckets)s::text[])
       AND (status = 'running'
            OR (status IN ('pending', 'paused') AND lease_expires_at >= clock_timestamp()))
     GROUP BY flow_key
 ),
-ranked AS (
-    SELECT c.id, c.priority, c.created_at,
-           c.status = 'running' AS holds_slot,
-           row_number() OVER (PARTITION BY c.flow_key, c.status = 'running'
-                              ORDER BY c.priority DESC, c.created_at) AS place,
-           c.concurrency_limit - COALESCE(h.n, 0) AS free
-    FROM candidates c LEFT JOIN held h ON h.flow_key = c.flow_key
+eligible AS (
+    SELECT id, priority, created_at FROM (
+        SELECT c.id, c.priority, c.created_at,
+               c.status = 'running' AS holds_slot,
+               row_number() OVER (PARTITION BY c.flow_key, c.status = 'running'
+                                  ORDER BY c.priority DESC, c.created_at) AS place,
+               c.concurrency_limit - COALESCE(h.n, 0) AS free
+        FROM limited c LEFT JOIN held h ON h.flow_key = c.flow_key
+    ) AS ranked
+    WHERE holds_slot OR place <= free
+),
+candidates AS (
+    SELECT id, priority, created_at FROM unlimited
+    UNION ALL
+    SELECT id, priority, created_at FROM eligible
 ),
 chosen AS (
-    SELECT id FROM ranked WHERE holds_slot OR place <= free
-    ORDER BY priority DESC, created_at
-    LIMIT %(limit)s
+    SELECT id FROM candidates ORDER BY priority DESC, created_at LIMIT %(limit)s
 )
 UPDATE runs_run
 SET lease_owner = %(owner)s,
@@ -92,19 +104,22 @@ SET lease_owner = %(owner)s,
     fence = fence + 1
 WHERE id IN (SELECT id FROM chosen)
   AND (lease_expires_at IS NULL OR lease_expires_at < clock_timestamp())
-RETURNING id, fence
+RETURNING id, fence, concurrency_limit IS NOT NULL,
+          (SELECT count(*) FROM candidates) > %(limit)s
 """
-"""Claim concurrency-limited runs: a run already `running` holds its slot (a timer, a lost
-lease); a pending or paused one needs a free slot in its bucket (runs/flowcontrol.py).
-Run after taking the CLAIM_LOCK advisory lock in a *previous* statement of the same
-transaction, so this statement's snapshot sees every claim committed before it."""
+"""Claim the `limit` most urgent runs (priority, then age) among the unlimited ones (row
+locks, SKIP LOCKED) and the concurrency-limited ones of the buckets PG_LOCK_BUCKETS locked
+in a *previous* statement of the same transaction, so this statement's snapshot sees every
+claim committed in those buckets before. A limited run already `running` holds its slot (a
+timer, a lost lease); a pending or paused one needs a free slot in its bucket
+(runs/flowcontrol.py). Returns (id, fence, limited?, more candidates than claimed?)."""
 
 
 PG_CLAIM_AND_NEXT_WAKEUP = f"""
 WITH claimed AS ({PG_CLAIM.strip()})
-SELECT id, fence, NULL::float8, NULL::bool FROM claimed
+SELECT id, fence, limited, more, NULL::float8 FROM claimed AS c(id, fence, limited, more)
 UNION ALL
-SELECT NULL, NULL, EXTRACT(EPOCH FROM LEAST(
+SELECT NULL, NULL, NULL, NULL, EXTRACT(EPOCH FROM LEAST(
     (SELECT min(wake_at) FROM runs_run
       WHERE (status IN ('pending', 'running') OR (status = 'paused' AND wake_at IS NOT NULL))
         AND wake_at IS NOT NULL AND lease_expires_at IS NULL
@@ -112,15 +127,44 @@ SELECT NULL, NULL, EXTRACT(EPOCH FROM LEAST(
     (SELECT min(lease_expires_at) FROM runs_run
       WHERE (status IN ('pending', 'running') OR (status = 'paused' AND wake_at IS NOT NULL))
         AND lease_expires_at IS NOT NULL)
-) - clock_timestamp()),
-EXISTS (SELECT 1 FROM runs_run WHERE {_LIMITED_CLAIMABLE})
+) - clock_timestamp())
 """
 """The claim and `next_wakeup_seconds` in one round trip. The second part reads the
 snapshot from before the claim, so a due timer it just claimed can show as "now": the
 worker then looks once more and finds nothing, which is harmless. A concurrency-limited run
 whose time has come but that has no slot (a resumed or throttled one) is not a timer: the
-worker that frees a slot wakes every worker (else the loop would spin on it). The last column says
-whether concurrency-limited runs may be claimable: only then is PG_CLAIM_LIMITED run."""
+worker that frees a slot wakes every worker (else the loop would spin on it)."""
+
+RETRY_SECONDS = 0.05
+"""How soon to look again after skipping a bucket another worker was claiming from: it may
+have left free slots there (it stops at its own room)."""
+
+
+def _pg_claim(cursor, sql: str, owner: str, limit: int, lease_seconds: float):
+    """Lock the buckets, then claim (one transaction). (rows, a bucket was skipped)."""
+    cursor.execute(PG_LOCK_BUCKETS)
+    buckets = cursor.fetchall()
+    mine = [key for key, locked in buckets if locked]
+    cursor.execute(sql, {"owner": owner, "lease": lease_seconds, "limit": limit, "buckets": mine})
+    return cursor.fetchall(), len(mine) < len(buckets)
+
+
+def _claimed(rows, limited: set[str] | None) -> list[tuple[str, int]]:
+    """[(run id, fence)] of the claim's rows; limited ones added to `limited`. When more
+    runs were claimable than this worker took, wake the others: rows this claim locked but
+    left were skipped by any claim that ran meanwhile."""
+    claimed = []
+    more = False
+    for run_id, fence, is_limited, left_over, *_ in rows:
+        if run_id is None:
+            continue
+        claimed.append((str(run_id), fence))
+        more = more or left_over
+        if is_limited and limited is not None:
+            limited.add(str(run_id))
+    if more:
+        wakeup.notify("claimable")
+    return claimed
 
 
 def claim_and_next_wakeup(
@@ -137,103 +181,78 @@ def claim_and_next_wakeup(
         claimed = claim_runs(owner, limit, lease_seconds, limited)
         return claimed, next_wakeup_seconds(default_wait)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            PG_CLAIM_AND_NEXT_WAKEUP, {"owner": owner, "lease": lease_seconds, "limit": limit}
-        )
-        rows = cursor.fetchall()
-    claimed = [(str(run_id), fence) for run_id, fence, _, _ in rows if run_id is not None]
-    seconds, limited_waiting = next(
-        ((wait, waiting) for run_id, _, wait, waiting in rows if run_id is None), (None, False)
-    )
-    if limited_waiting and len(claimed) < limit:
-        extra = _claim_limited(owner, limit - len(claimed), lease_seconds)
-        claimed += extra
-        if limited is not None:
-            limited.update(run_id for run_id, _ in extra)
-    if seconds is None:
-        return claimed, default_wait
-    return claimed, max(0.0, min(default_wait, float(seconds)))
+        rows, skipped = _pg_claim(cursor, PG_CLAIM_AND_NEXT_WAKEUP, owner, limit, lease_seconds)
+    claimed = _claimed(rows, limited)
+    seconds = next((row[4] for row in rows if row[0] is None), None)
+    wait = default_wait if seconds is None else max(0.0, min(default_wait, float(seconds)))
+    if skipped and len(claimed) < limit:
+        wait = min(wait, RETRY_SECONDS)
+    return claimed, wait
 
 
-def _claim_limited(owner: str, limit: int, lease_seconds: float) -> list[tuple[str, int]]:
-    """PostgreSQL: claim concurrency-limited runs, one claimer at a time."""
-    from runs.flowcontrol import CLAIM_LOCK
-
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK])
-        cursor.execute(PG_CLAIM_LIMITED, {"owner": owner, "lease": lease_seconds, "limit": limit})
-        return [(str(run_id), fence) for run_id, fence in cursor.fetchall()]
-
-
-def _sqlite_limited_ids(now, limit: int) -> list:
-    """SQLite (writers are serialized): PG_CLAIM_LIMITED's choice, in Python."""
-    candidates = list(
-        Run.objects.filter(CLAIMABLE, concurrency_limit__isnull=False)
+def _sqlite_claim_ids(now, limit: int) -> tuple[list, set]:
+    """SQLite (writers are serialized): PG_CLAIM's choice, in Python. (ids, limited ids)."""
+    runnable = (
+        Run.objects.filter(CLAIMABLE)
         .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
         .order_by("-priority", "created_at")
-        .values_list("id", "flow_key", "concurrency_limit", "status")
     )
-    if not candidates:
-        return []
-    held: dict[str, int] = {}
-    for flow_key in (
-        Run.objects.filter(concurrency_limit__isnull=False)
-        .filter(flow_key__in={c[1] for c in candidates})
-        .filter(
-            Q(status=RunStatus.RUNNING)
-            | Q(
-                status__in=[RunStatus.PENDING, RunStatus.PAUSED],
-                lease_expires_at__gte=now,
-            )
+    candidates = list(
+        runnable.filter(concurrency_limit__isnull=True).values_list("id", "priority", "created_at")[
+            :limit
+        ]
+    )
+    limited_candidates = list(
+        runnable.filter(concurrency_limit__isnull=False).values_list(
+            "id", "priority", "created_at", "flow_key", "concurrency_limit", "status"
         )
-        .values_list("flow_key", flat=True)
-    ):
-        held[flow_key] = held.get(flow_key, 0) + 1
-    ids = []
-    for run_id, flow_key, run_limit, status in candidates:
-        if len(ids) >= limit:
-            break
-        if status == RunStatus.RUNNING:
-            ids.append(run_id)
-        elif held.get(flow_key, 0) < run_limit:
+    )
+    held: dict[str, int] = {}
+    if limited_candidates:
+        for flow_key in (
+            Run.objects.filter(concurrency_limit__isnull=False)
+            .filter(flow_key__in={c[3] for c in limited_candidates})
+            .filter(
+                Q(status=RunStatus.RUNNING)
+                | Q(
+                    status__in=[RunStatus.PENDING, RunStatus.PAUSED],
+                    lease_expires_at__gte=now,
+                )
+            )
+            .values_list("flow_key", flat=True)
+        ):
             held[flow_key] = held.get(flow_key, 0) + 1
-            ids.append(run_id)
-    return ids
+    limited_ids = set()
+    for run_id, priority, created_at, flow_key, run_limit, status in limited_candidates:
+        if status != RunStatus.RUNNING:
+            if held.get(flow_key, 0) >= run_limit:
+                continue
+            held[flow_key] = held.get(flow_key, 0) + 1
+        candidates.append((run_id, priority, created_at))
+        limited_ids.add(run_id)
+    candidates.sort(key=lambda c: (-c[1], c[2]))
+    ids = [c[0] for c in candidates[:limit]]
+    return ids, limited_ids.intersection(ids)
 
 
 def claim_runs(
     owner: str, limit: int, lease_seconds: float, limited: set[str] | None = None
 ) -> list[tuple[str, int]]:
-    """Claim up to `limit` runnable runs for `owner`: [(run id, new fence)].
-
-    Runs without a concurrency limit first, then the limited ones that have a free slot
-    (their ids are also added to `limited`)."""
+    """Claim up to `limit` runnable runs for `owner`, most urgent first (priority, then
+    age), limited runs only into free slots of their bucket: [(run id, new fence)]. The
+    ids of the claimed concurrency-limited runs are also added to `limited`."""
     if limit <= 0:
         return []
     if connection.vendor == "postgresql":
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(PG_CLAIM, {"owner": owner, "lease": lease_seconds, "limit": limit})
-            claimed = [(str(run_id), fence) for run_id, fence in cursor.fetchall()]
-        if len(claimed) < limit:
-            extra = _claim_limited(owner, limit - len(claimed), lease_seconds)
-            claimed += extra
-            if limited is not None:
-                limited.update(run_id for run_id, _ in extra)
-        return claimed
+            rows, _ = _pg_claim(cursor, PG_CLAIM, owner, limit, lease_seconds)
+        return _claimed(rows, limited)
     now = timezone.now()
     with transaction.atomic():
-        ids = list(
-            Run.objects.filter(CLAIMABLE, concurrency_limit__isnull=True)
-            .filter(Q(wake_at__isnull=True) | Q(wake_at__lte=now))
-            .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now))
-            .order_by("-priority", "created_at")
-            .values_list("id", flat=True)[:limit]
-        )
-        limited_ids = _sqlite_limited_ids(now, limit - len(ids)) if len(ids) < limit else []
+        ids, limited_ids = _sqlite_claim_ids(now, limit)
         if limited is not None:
             limited.update(str(run_id) for run_id in limited_ids)
-        ids += limited_ids
         Run.objects.filter(id__in=ids).update(
             lease_owner=owner,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
@@ -309,6 +328,11 @@ def fail_run(run_id: str, fence: int, error: str) -> list[NewEvent]:
         return []
 
 
+def housekeep() -> int:
+    """One round of housekeeping: what it deleted."""
+    return prune_deliveries(eventlog.db_now())
+
+
 class Worker:
     def __init__(
         self,
@@ -378,6 +402,7 @@ class Worker:
         wakeup.add_listener(self._on_message_threadsafe)
         background = [asyncio.ensure_future(self._heartbeat())]
         background.append(asyncio.ensure_future(self._schedules()))
+        background.append(asyncio.ensure_future(self._housekeeping()))
         if connection.vendor == "postgresql":
             background.append(asyncio.ensure_future(self._listen()))
         logger.info("worker %s started", self.name)
@@ -490,6 +515,18 @@ class Worker:
             except Exception:
                 logger.warning("firing schedules failed", exc_info=True)
             await asyncio.sleep(min(5.0, max(0.05, wait)))
+
+    async def _housekeeping(self) -> None:
+        """Prune old webhook delivery keys every HOUSEKEEPING_SECONDS (every worker does;
+        they delete the same rows, so a second one finds little left)."""
+        while not self.stopping:
+            try:
+                deleted = await self.store.call(housekeep)
+                if deleted:
+                    logger.info("pruned %d webhook delivery keys", deleted)
+            except Exception:
+                logger.warning("housekeeping failed", exc_info=True)
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
     async def _listen(self) -> None:
         import psycopg

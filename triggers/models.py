@@ -56,6 +56,7 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-received_at"]
         verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["kind", "received_at"], name="webhook_delivery_age")]
         constraints = [
             models.UniqueConstraint(
                 fields=["endpoint", "kind", "key"], name="webhook_delivery_unique"

@@ -22,6 +22,12 @@
 Deliveries are recorded in the transaction that starts the run, under a unique key per
 endpoint: of two racing requests with the same signature, delivery id or idempotency key,
 one starts a run and the other finds the key taken.
+
+Deliveries are forgotten once they cannot matter (`prune_deliveries`, run by the workers):
+a signature after twice the tolerance (its timestamp may be up to the tolerance ahead of
+the clock, and it is refused as stale the tolerance after that), a delivery id or an
+idempotency key after `FLOWMATRX_WEBHOOK_REPLAY_WINDOW` seconds (a day by default): a
+sender repeating one after that starts a new run.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs
 
 from django.conf import settings
@@ -53,8 +60,39 @@ HIDDEN_HEADERS = frozenset({"cookie", "authorization", "proxy-authorization"})
 MAX_KEY_LENGTH = 200
 
 
+DEFAULT_REPLAY_WINDOW = 24 * 3600
+PRUNE_BATCH = 1000
+
+
 def max_body_bytes() -> int:
     return int(getattr(settings, "FLOWMATRX_WEBHOOK_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
+
+
+def replay_window() -> float:
+    """Seconds a delivery id or an idempotency key is remembered."""
+    return float(getattr(settings, "FLOWMATRX_WEBHOOK_REPLAY_WINDOW", DEFAULT_REPLAY_WINDOW))
+
+
+def prune_deliveries(now: datetime, batch: int = PRUNE_BATCH) -> int:
+    """Delete the delivery rows that can no longer refuse a request (see the module
+    docstring), `batch` rows per statement so no delete holds many locks for long.
+    Returns how many were deleted."""
+    horizons = [
+        ([DeliveryKind.SIGNATURE], 2 * SIGNATURE_TOLERANCE),
+        ([DeliveryKind.DELIVERY_ID, DeliveryKind.IDEMPOTENCY_KEY], replay_window()),
+    ]
+    deleted = 0
+    for kinds, seconds in horizons:
+        old = WebhookDelivery.objects.filter(
+            kind__in=kinds, received_at__lt=now - timedelta(seconds=seconds)
+        )
+        while True:
+            ids = list(old.order_by().values_list("pk", flat=True)[:batch])
+            if ids:
+                deleted += WebhookDelivery.objects.filter(pk__in=ids).delete()[0]
+            if len(ids) < batch:
+                break
+    return deleted
 
 
 # ------------------------------------------------------------------------ the URL

@@ -144,6 +144,22 @@ class Workflow(models.Model):
                 created_by=created_by or self.created_by,
             )
 
+    def editable_draft(self, created_by=None) -> "Workflow":
+        """Where an edit of this version goes: this version when it is a draft, else the
+        workflow's draft (a new version copied from this one when it has none)."""
+        if self.is_draft:
+            return self
+        draft = Workflow.objects.filter(lineage=self.lineage, status=WorkflowStatus.DRAFT).first()
+        return draft if draft is not None else self.new_version(created_by=created_by)
+
+    def replace_settings(self, settings: dict) -> None:
+        """Store `settings` as this draft's definition settings (triggers, flow control).
+        Call in a transaction, on a row locked with select_for_update."""
+        if not self.is_draft:
+            raise StateConflict(f"{self} is {self.status}; only a draft can be edited")
+        self.definition = {**(self.definition or {}), "settings": settings}
+        self.save(update_fields=["definition", "updated_at"])
+
     def duplicate(self, created_by=None, name: str | None = None) -> "Workflow":
         """A new workflow (its own lineage, version 1, a draft) with this definition."""
         return Workflow.objects.create(

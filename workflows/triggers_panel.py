@@ -6,15 +6,24 @@ published one, the only one whose triggers fire), the runtime state kept by
 its enabled state and next fire times (a toggle enables or disables it), and the event
 subscriptions with their filters. A draft, or a version that is no longer the newest
 published one, shows its triggers as a preview (no toggles: they have no schedule rows).
+
+Below that, the editor (`TriggersEditor`): the triggers and flow-control settings of the
+version an edit goes to (`triggers.editing.edit_target`: this draft, the workflow's draft,
+or this frozen version, from which saving makes a draft), with their forms. A webhook
+secret is never put into the page: the editor only says whether one is set.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from engine.statuses import WorkflowStatus
+from engine.validation import cron_error, timezone_error
 from runs import eventlog
+from triggers.editing import edit_target
+from triggers.forms import FlowControlForm
 from triggers.models import Schedule
 from triggers.schedules import next_fire_times
 from triggers.sync import active_version, triggers_of
@@ -39,11 +48,83 @@ class ScheduleRow:
     def enabled(self) -> bool | None:
         return self.schedule.enabled if self.schedule is not None else None
 
+    @property
+    def input_json(self) -> str:
+        return json.dumps(self.input, sort_keys=True)
+
 
 @dataclass
 class EventRow:
     event: str
     filter: str
+
+
+@dataclass
+class EditorRow:
+    index: int
+    """Its position in settings.triggers (what the edit and remove forms post)."""
+    kind: str
+    trigger: dict
+
+    @property
+    def secret_set(self) -> bool:
+        return bool(self.trigger.get("secret"))
+
+    @property
+    def summary(self) -> str:
+        if self.kind == "schedule":
+            return f"{self.trigger.get('cron', '')} ({self.trigger.get('timezone') or 'UTC'})"
+        if self.kind == "event":
+            condition = self.trigger.get("filter")
+            return str(self.trigger.get("event", "")) + (f" where {condition}" if condition else "")
+        return "secret set: requests must be signed" if self.secret_set else "no secret"
+
+
+@dataclass
+class TriggersEditor:
+    workflow: Workflow
+    """The version whose page this is."""
+    target: Workflow
+    """The version edits read and write (a draft, or this frozen version to copy)."""
+    rows: list[EditorRow]
+    flow_form: FlowControlForm
+    open: dict | None = None
+    """The trigger form open in the editor (a page without htmx, or one with errors): the
+    context of `_trigger_form.html` (form, index, fire_times, preview_error)."""
+    saved: str = ""
+    error: str = ""
+
+    @property
+    def has_webhook(self) -> bool:
+        return any(row.kind == "webhook" for row in self.rows)
+
+    @property
+    def note(self) -> str:
+        if self.target.pk == self.workflow.pk and self.workflow.is_draft:
+            return "Changes are saved to this draft. Publish it to activate them."
+        if self.target.is_draft:
+            return (
+                f"Changes are saved to draft v{self.target.version}, not to this version. "
+                "Publish the draft to activate them."
+            )
+        return (
+            f"v{self.workflow.version} is {self.workflow.status} and frozen: saving a change "
+            "makes a new draft from it. Publish the draft to activate the change."
+        )
+
+
+def editor_for(workflow: Workflow, flow_form: FlowControlForm | None = None) -> TriggersEditor:
+    target = edit_target(workflow)
+    settings = target.workflow_settings
+    triggers = settings.get("triggers") if isinstance(settings.get("triggers"), list) else []
+    rows = [
+        EditorRow(index=index, kind=trigger["type"], trigger=trigger)
+        for index, trigger in enumerate(triggers)
+        if isinstance(trigger, dict) and trigger.get("type") in ("webhook", "schedule", "event")
+    ]
+    if flow_form is None:
+        flow_form = FlowControlForm(initial=FlowControlForm.initial_from(settings))
+    return TriggersEditor(workflow=workflow, target=target, rows=rows, flow_form=flow_form)
 
 
 @dataclass
@@ -55,6 +136,7 @@ class TriggersPanel:
     signature_required: bool = False
     schedules: list[ScheduleRow] = field(default_factory=list)
     events: list[EventRow] = field(default_factory=list)
+    editor: TriggersEditor | None = None
 
     @property
     def any(self) -> bool:
@@ -69,6 +151,17 @@ class TriggersPanel:
         if self.workflow.status == WorkflowStatus.ARCHIVED:
             return "This version is archived: its triggers do not fire."
         return "A newer published version is active: these triggers do not fire."
+
+
+def preview(cron: str, timezone: str, now: datetime) -> tuple[list[datetime], str]:
+    """The next fire times of a schedule being typed, or why there are none."""
+    problem = cron_error(cron)
+    if problem:
+        return [], f"Cron {problem}."
+    problem = timezone_error(timezone)
+    if problem:
+        return [], f"Time zone {problem}."
+    return _preview(cron.strip(), timezone, now)
 
 
 def _preview(cron: str, timezone: str, now: datetime) -> tuple[list[datetime], str]:
@@ -118,4 +211,5 @@ def triggers_panel(workflow: Workflow, request=None, now: datetime | None = None
             EventRow(event=str(trigger.get("event") or ""), filter=str(trigger.get("filter") or ""))
             for _, trigger in triggers_of(workflow, "event")
         ],
+        editor=editor_for(workflow),
     )

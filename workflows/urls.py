@@ -1,6 +1,6 @@
 from django.urls import path
 
-from workflows import builder_page, builder_views, views
+from workflows import builder_page, builder_views, trigger_views, views
 
 app_name = "workflows"
 urlpatterns = [
@@ -21,4 +21,21 @@ urlpatterns = [
         name="node_form_save",
     ),
     path("<uuid:workflow_id>/builder/preview", builder_views.preview, name="preview"),
+    path("<uuid:workflow_id>/triggers/form", trigger_views.trigger_form_view, name="trigger_form"),
+    path("<uuid:workflow_id>/triggers/save", trigger_views.save_trigger_view, name="save_trigger"),
+    path(
+        "<uuid:workflow_id>/triggers/remove",
+        trigger_views.remove_trigger_view,
+        name="remove_trigger",
+    ),
+    path(
+        "<uuid:workflow_id>/triggers/preview",
+        trigger_views.schedule_preview_view,
+        name="schedule_preview",
+    ),
+    path(
+        "<uuid:workflow_id>/flow-control/save",
+        trigger_views.save_flow_control_view,
+        name="save_flow_control",
+    ),
 ]

@@ -9,6 +9,7 @@ from runs import eventlog, flowcontrol, lifecycle
 from runs.composition import read_state
 from triggers.models import Schedule
 from triggers.schedules import set_enabled
+from triggers.sync import active_version
 from workflows.models import Workflow
 from workflows.run_form import RunForm
 from workflows.triggers_panel import triggers_panel
@@ -28,12 +29,15 @@ def workflow_list(request):
 @login_required
 def workflow_detail(request, workflow_id):
     workflow = get_object_or_404(Workflow, pk=workflow_id)
+    # Flow control is shown as the active version enforces it (buckets span all versions).
+    flow_version = active_version(workflow.lineage) or workflow
     context = {
         "workflow": workflow,
         "versions": Workflow.objects.versions_of(workflow.lineage),
         "runs": workflow.runs.order_by("-created_at")[:20],
-        "flow_control": flowcontrol.overview(workflow, eventlog.db_now()),
-        "has_flow_control": flowcontrol.has_flow_control(workflow.workflow_settings),
+        "flow_control": flowcontrol.overview(flow_version, eventlog.db_now()),
+        "flow_version": flow_version,
+        "has_flow_control": flowcontrol.has_flow_control(flow_version.workflow_settings),
         "triggers": triggers_panel(workflow, request),
         "run_form": RunForm(workflow.input_schema),
         "state": read_state(workflow.lineage),

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 from flowmatrx.api.errors import definition_errors
 from runs.models import Event, Run, RunEvent, StepRun
+from triggers.redaction import redact_definition
 from triggers.webhooks import webhook_url
 from workflows.models import Workflow
 
@@ -21,7 +22,7 @@ def _username(user) -> str | None:
 
 def workflow_resource(workflow: Workflow, *, with_errors: bool = True, request=None) -> dict:
     """`webhook_url` is absolute with `request`, null when this version has no webhook
-    trigger."""
+    trigger. A webhook trigger's secret reads as the redacted placeholder."""
     return {
         "id": str(workflow.id),
         "lineage_id": str(workflow.lineage),
@@ -29,7 +30,7 @@ def workflow_resource(workflow: Workflow, *, with_errors: bool = True, request=N
         "description": workflow.description,
         "version": workflow.version,
         "status": workflow.status,
-        "definition": workflow.definition,
+        "definition": redact_definition(workflow.definition),
         "input_schema": workflow.input_schema,
         "created_by": _username(workflow.created_by),
         "created_at": iso(workflow.created_at),

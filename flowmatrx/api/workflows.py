@@ -32,6 +32,7 @@ from flowmatrx.api.schemas import (
 from runs import lifecycle
 from runs.composition import read_state
 from runs.models import Run
+from triggers.redaction import MissingSecret, keep_secrets
 from workflows.diff import diff_definitions
 from workflows.models import Workflow
 
@@ -42,6 +43,14 @@ workflows = Workflow.objects.select_related("created_by")
 
 def _load(workflow_id: str, *, for_update: bool = False) -> Workflow:
     return get_or_404(workflows, workflow_id, "workflow", "workflow_id", for_update=for_update)
+
+
+def _with_secrets(definition: dict, stored: dict | None) -> dict:
+    """The definition sent, with redacted webhook secrets standing for the stored ones."""
+    try:
+        return keep_secrets(definition, stored)
+    except MissingSecret as exc:
+        raise Unprocessable(str(exc), loc=("body", "definition", *exc.loc)) from None
 
 
 def _only_drafts(workflow: Workflow, doing: str) -> None:
@@ -86,7 +95,7 @@ def create_workflow(
         workflow = Workflow.objects.create(
             name=payload.name,
             description=payload.description,
-            definition=payload.definition.document(),
+            definition=_with_secrets(payload.definition.document(), None),
             input_schema=payload.input_schema,
             created_by=request.auth.user,
         )
@@ -107,13 +116,16 @@ def get_workflow(request, workflow_id: str):
 )
 def update_workflow(request, workflow_id: str, payload: WorkflowUpdateIn):
     """Edit a draft (fields left out keep their value). A published version answers 409:
-    make a new draft with `POST /workflows/{id}/new_version`."""
+    make a new draft with `POST /workflows/{id}/new_version`. A webhook secret sent as the
+    redacted placeholder keeps the stored secret."""
     changes = payload.model_dump(exclude_unset=True)
-    if "definition" in changes:
-        changes["definition"] = payload.definition.document()
     with transaction.atomic():
         workflow = _load(workflow_id, for_update=True)
         _only_drafts(workflow, "edited")
+        if "definition" in changes:
+            changes["definition"] = _with_secrets(
+                payload.definition.document(), workflow.definition
+            )
         for field, value in changes.items():
             setattr(workflow, field, value)
         workflow.save()
