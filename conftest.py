@@ -46,8 +46,18 @@ def alice(django_user_model):
 
 @pytest.fixture
 def bob(django_user_model):
-    """A regular member."""
-    return django_user_model.objects.create_user("bob", "bob@example.com", "password")
+    """A member (accounts.roles)."""
+    from accounts.users import create_user
+
+    return create_user("bob", "member", "password", email="bob@example.com")
+
+
+@pytest.fixture
+def vera(django_user_model):
+    """A viewer (accounts.roles)."""
+    from accounts.users import create_user
+
+    return create_user("vera", "viewer", "password", email="vera@example.com")
 
 
 @pytest.fixture

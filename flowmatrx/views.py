@@ -1,8 +1,9 @@
-from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
 
+from accounts.access import public, requires
+from accounts.roles import READ
 from engine.statuses import RunStatus, StepStatus, WaitingFor
 from runs.models import Run, StepRun
 from workflows.models import Workflow
@@ -22,7 +23,7 @@ def waiting_approvals(limit: int = 20):
     )
 
 
-@login_required
+@requires(READ)
 def dashboard(request):
     runs = Run.objects.select_related("workflow")
     context = {
@@ -35,6 +36,7 @@ def dashboard(request):
     return TemplateResponse(request, "dashboard.html", context)
 
 
+@public("a load balancer's liveness probe; it shows nothing private")
 def healthz(request):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")

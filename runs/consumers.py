@@ -2,7 +2,8 @@
 at `/ws/runs/<id>/html`.
 
 Both authenticate (session, `?token=` or `Authorization: Bearer`; 4401 when that fails,
-4404 for an unknown run), join the run's group *before* reading the database, then send
+4403 when the role or the key's scopes do not allow reading (accounts.roles), 4404 for an
+unknown run), join the run's group *before* reading the database, then send
 what the database holds and forward live events. `last_seq` is the seq of the last event
 sent: a live event at or below it was already sent from the database (dropped); one beyond
 `last_seq + 1` means a publish was lost, so the missing events are read from the database
@@ -18,12 +19,14 @@ from django.db import connection, transaction
 from django.utils.html import format_html, mark_safe
 
 from accounts.models import ApiKey
-from flowmatrx.api.auth import READ
+from accounts.roles import may
+from flowmatrx.api.auth import READ, RUN
 from flowmatrx.api.resources import run_resource, step_run_resource
 from runs import eventlog, run_page
 from runs.models import Run, RunEvent
 
 UNAUTHENTICATED = 4401
+FORBIDDEN = 4403
 NOT_FOUND = 4404
 
 
@@ -44,14 +47,25 @@ def _token(scope) -> str | None:
 
 @database_sync_to_async
 def authenticate(scope):
-    """The user behind this connection, or None. A key that is given must be valid (it
-    never falls back to the session), as in the API."""
+    """(user, allowed): the user behind this connection (None without valid credentials)
+    and whether their role, and their key's scopes if a key is used, allow reading. A key
+    that is given must be valid (it never falls back to the session), as in the API."""
     token = _token(scope)
     if token is not None:
         key = ApiKey.authenticate(token) if token else None
-        return key.user if key is not None and key.has_scope(READ) else None
+        if key is None:
+            return None, False
+        return key.user, key.has_scope(READ) and may(key.user, READ)
     user = scope.get("user")
-    return user if user is not None and user.is_authenticated else None
+    if user is None or not user.is_authenticated:
+        return None, False
+    return user, may(user, READ)
+
+
+@database_sync_to_async
+def may_act(user) -> bool:
+    """Whether the page may show the run's actions to `user` (their role allows RUN)."""
+    return may(user, RUN)
 
 
 @database_sync_to_async
@@ -87,9 +101,9 @@ def snapshot(run_id) -> dict:
 
 
 @database_sync_to_async
-def page_state(run_id, csrf_token: str):
+def page_state(run_id, csrf_token: str, can_act: bool):
     run = run_page.load_run(run_id)
-    fragments, steps = run_page.state_fragments(run, csrf_token=csrf_token)
+    fragments, steps = run_page.state_fragments(run, csrf_token=csrf_token, can_act=can_act)
     rows = {f"step-row-{step.pk}": step for step in steps}
     return fragments, rows
 
@@ -122,9 +136,11 @@ class _RunStream:
     async def connect(self):
         self.run_id = self.scope["url_route"]["kwargs"]["run_id"]
         await self.accept()
-        if await authenticate(self.scope) is None:
-            await self.close(code=UNAUTHENTICATED)
+        user, allowed = await authenticate(self.scope)
+        if user is None or not allowed:
+            await self.close(code=UNAUTHENTICATED if user is None else FORBIDDEN)
             return
+        self.can_act = await may_act(user)
         if not await run_exists(self.run_id):
             await self.close(code=NOT_FOUND)
             return
@@ -201,7 +217,7 @@ class RunPageConsumer(_RunStream, AsyncWebsocketConsumer):
         missed = await events_between(self.run_id, self.last_seq)
         if missed:
             self.last_seq = missed[-1]["seq"]
-        fragments, rows = await page_state(self.run_id, self._csrf_token())
+        fragments, rows = await page_state(self.run_id, self._csrf_token(), self.can_act)
         self.sent.update(fragments)
         await self._send_all(
             await self._timeline(missed) + "".join(fragments.values()),
@@ -210,7 +226,7 @@ class RunPageConsumer(_RunStream, AsyncWebsocketConsumer):
         self.sent.update(zip(rows, await render_rows(list(rows.values()), ""), strict=True))
 
     async def send_events(self, envelopes):
-        fragments, rows = await page_state(self.run_id, self._csrf_token())
+        fragments, rows = await page_state(self.run_id, self._csrf_token(), self.can_act)
         changed_fragments = [html for key, html in fragments.items() if self.sent.get(key) != html]
         self.sent.update(fragments)
         inline = dict(zip(rows, await render_rows(list(rows.values()), ""), strict=True))

@@ -1,0 +1,83 @@
+"""Managing users: create with a role, change a role, deactivate and reactivate.
+
+The rule these guard: there is always at least one active admin. Each change that could
+remove the last one locks the admins' rows first, so two admins demoting each other at
+the same moment cannot both succeed.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Q
+
+from accounts.models import Profile
+from accounts.roles import DEFAULT_ROLE, Role, forget, role_of
+
+
+class LastAdminError(Exception):
+    """The change would leave no active admin."""
+
+
+def admins():
+    """Active users whose role is admin (superusers, or a profile saying admin)."""
+    User = get_user_model()
+    return User.objects.filter(is_active=True).filter(
+        Q(is_superuser=True) | Q(profile__role=Role.ADMIN)
+    )
+
+
+def stored_role(user) -> Role:
+    """The role `user` has (or will have again when reactivated), active or not."""
+    if user.is_superuser:
+        return Role.ADMIN
+    try:
+        return Role(user.profile.role)
+    except Profile.DoesNotExist:
+        return DEFAULT_ROLE
+
+
+def listing():
+    """Every user by username, each with `flowmatrx_role` (stored_role)."""
+    found = list(get_user_model().objects.select_related("profile").order_by("username"))
+    for user in found:
+        user.flowmatrx_role = stored_role(user)
+    return found
+
+
+def _guard_last_admin(user) -> None:
+    """Raise LastAdminError if `user` is the only active admin (call inside atomic)."""
+    ids = list(admins().select_for_update().values_list("pk", flat=True))
+    if ids == [user.pk]:
+        raise LastAdminError("there must stay at least one active admin")
+
+
+def set_role(user, role: Role | str) -> None:
+    """Give `user` `role`. Admins are also Django superusers and staff (the Django admin
+    site is theirs); any other role takes both away."""
+    role = Role(role)
+    with transaction.atomic():
+        if role != Role.ADMIN and role_of(user) == Role.ADMIN:
+            _guard_last_admin(user)
+        Profile.objects.update_or_create(user=user, defaults={"role": role})
+        user.is_superuser = user.is_staff = role == Role.ADMIN
+        user.save(update_fields=["is_superuser", "is_staff"])
+    forget(user)
+
+
+def set_active(user, active: bool) -> None:
+    with transaction.atomic():
+        if not active and role_of(user) == Role.ADMIN:
+            _guard_last_admin(user)
+        user.is_active = active
+        user.save(update_fields=["is_active"])
+    forget(user)
+
+
+def create_user(username: str, role: Role | str, password: str | None = None, email: str = ""):
+    """A new active user with `role`; without a password, one that cannot sign in until a
+    password is set (`manage.py changepassword`, or an admin on the user's page)."""
+    with transaction.atomic():
+        user = get_user_model().objects.create_user(username, email=email, password=password)
+        set_role(user, role)
+    return user
