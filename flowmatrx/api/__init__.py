@@ -8,6 +8,7 @@ what, `errors` gives every refusal one shape, `parsing` reads bodies strictly,
 
 from ninja import NinjaAPI, Router
 
+from accounts.access import public
 from flowmatrx.api import catalog, docs, errors, events, runs, workflows
 from flowmatrx.api.auth import READ, requires
 from flowmatrx.api.parsing import StrictJsonParser
@@ -60,6 +61,7 @@ fallback = Router()
 @fallback.api_operation(
     ["GET", "POST", "PUT", "PATCH", "DELETE"], "/{path:rest}", auth=None, include_in_schema=False
 )
+@public("it only answers 404")
 def unknown_path(request, rest: str):
     """Unknown paths under /api/v1 answer 404 in the API's error shape."""
     raise errors.NotFound(f"no endpoint {request.path}", loc=("path",))
