@@ -47,7 +47,7 @@ def listing():
 
 def _guard_last_admin(user) -> None:
     """Raise LastAdminError if `user` is the only active admin (call inside atomic)."""
-    ids = list(admins().select_for_update().values_list("pk", flat=True))
+    ids = list(admins().select_for_update(of=("self",)).values_list("pk", flat=True))
     if ids == [user.pk]:
         raise LastAdminError("there must stay at least one active admin")
 

@@ -20,7 +20,7 @@ login = public("the sign-in page")(
     auth_views.LoginView.as_view(authentication_form=LoginForm, redirect_authenticated_user=True)
 )
 logout = public("signing out needs no role (POST only, CSRF-checked)")(
-    auth_views.LogoutView.as_view()
+    auth_views.LogoutView.as_view(next_page="login")
 )
 password_change = requires(READ)(
     auth_views.PasswordChangeView.as_view(success_url=reverse_lazy("accounts:keys"))
