@@ -2,6 +2,8 @@
 
 import pytest
 
+from runs.tests.conftest import drive  # noqa: F401  (a fixture for run states)
+
 ROLES = ("viewer", "member", "admin")
 
 

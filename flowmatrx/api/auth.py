@@ -64,6 +64,24 @@ def authorize(principal: Principal, scope: str) -> Principal:
     return principal
 
 
+def allows(principal: Principal, scope: str) -> bool:
+    """Whether `authorize(principal, scope)` would let it through."""
+    try:
+        authorize(principal, scope)
+    except Forbidden:
+        return False
+    return True
+
+
+def may_start_runs(request) -> bool:
+    """Whether the caller of `request` may start runs (so may see webhook URLs). Without a
+    request (internal use) there is no caller to restrict."""
+    if request is None:
+        return True
+    principal = getattr(request, "auth", None)
+    return isinstance(principal, Principal) and allows(principal, RUN)
+
+
 class ApiKeyAuth(HttpBearer):
     """`Authorization: Bearer fmx_...`. A header that is present but wrong answers 401 at
     once (it never falls back to the session)."""
