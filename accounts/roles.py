@@ -5,10 +5,11 @@ catalog, live run streams); **member** also edits, publishes, archives and delet
 workflows, starts, cancels, retries and resumes runs, approves, sends events and toggles
 schedules; **admin** also manages users and every user's API keys.
 
-A user's role is `accounts.Profile.role`. Superusers are always admins (so
-`createsuperuser` makes the first admin); an active user without a profile is a
-**viewer** (least privilege: someone made in the Django admin or a shell sees but changes
-nothing until an admin gives them a role). Inactive and anonymous users have no role.
+A user's role is `accounts.Profile.role`, set through `accounts.users` (which keeps
+Django's is_superuser/is_staff in step: admins have both). A user without a profile is an
+admin if a superuser (so `createsuperuser` makes the first admin), else a **viewer**
+(least privilege: someone made in the Django admin or a shell sees but changes nothing
+until an admin gives them a role). Inactive and anonymous users have no role.
 
 Refusals: a signed-in user without the role answers **403** everywhere (pages, API,
 WebSocket close code 4403). Every workflow and run is visible to every role, so a 403
@@ -52,16 +53,18 @@ def role_of(user) -> Role | None:
     """The role of `user`, or None for anonymous and inactive users."""
     if user is None or not user.is_authenticated or not user.is_active:
         return None
-    if user.is_superuser:
-        return Role.ADMIN
     cached = getattr(user, "_flowmatrx_role", None)
     if cached is None:
         from accounts.models import Profile
 
-        cached = Profile.objects.filter(user=user).values_list("role", flat=True).first()
-        cached = Role(cached) if cached else DEFAULT_ROLE
+        stored = Profile.objects.filter(user=user).values_list("role", flat=True).first()
+        cached = Role(stored) if stored else role_without_profile(user)
         user._flowmatrx_role = cached
     return cached
+
+
+def role_without_profile(user) -> Role:
+    return Role.ADMIN if user.is_superuser else DEFAULT_ROLE
 
 
 def has_role(user, role: Role) -> bool:

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from accounts.models import Profile
-from accounts.roles import DEFAULT_ROLE, Role, forget, role_of
+from accounts.roles import Role, forget, role_of, role_without_profile
 
 
 class LastAdminError(Exception):
@@ -20,21 +20,19 @@ class LastAdminError(Exception):
 
 
 def admins():
-    """Active users whose role is admin (superusers, or a profile saying admin)."""
+    """Active users whose role is admin (accounts.roles.role_of, as a query)."""
     User = get_user_model()
     return User.objects.filter(is_active=True).filter(
-        Q(is_superuser=True) | Q(profile__role=Role.ADMIN)
+        Q(profile__role=Role.ADMIN) | Q(profile__isnull=True, is_superuser=True)
     )
 
 
 def stored_role(user) -> Role:
     """The role `user` has (or will have again when reactivated), active or not."""
-    if user.is_superuser:
-        return Role.ADMIN
     try:
         return Role(user.profile.role)
     except Profile.DoesNotExist:
-        return DEFAULT_ROLE
+        return role_without_profile(user)
 
 
 def listing():

@@ -141,3 +141,10 @@ def test_a_deactivated_user_is_signed_out_of_pages_and_the_api(client, bob):
     response = client.get("/workflows/")
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
     assert client.get("/api/v1/workflows").status_code == 401
+
+
+def test_the_stored_role_wins_over_a_superuser_flag_set_elsewhere(alice, bob):
+    bob.is_superuser = True  # e.g. ticked in the Django admin: the role still says member
+    bob.save()
+    assert role_of(User.objects.get(pk=bob.pk)) == Role.MEMBER
+    assert list(admins()) == [alice]
