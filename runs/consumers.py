@@ -47,25 +47,20 @@ def _token(scope) -> str | None:
 
 @database_sync_to_async
 def authenticate(scope):
-    """(user, allowed): the user behind this connection (None without valid credentials)
-    and whether their role, and their key's scopes if a key is used, allow reading. A key
-    that is given must be valid (it never falls back to the session), as in the API."""
+    """(user, may_read, may_act): the user behind this connection (None without valid
+    credentials), whether their role (and their key's scopes, if a key is used) allow
+    reading, and whether their role allows the run page's actions. A key that is given
+    must be valid (it never falls back to the session), as in the API."""
     token = _token(scope)
     if token is not None:
         key = ApiKey.authenticate(token) if token else None
         if key is None:
-            return None, False
-        return key.user, key.has_scope(READ) and may(key.user, READ)
+            return None, False, False
+        return key.user, key.has_scope(READ) and may(key.user, READ), may(key.user, RUN)
     user = scope.get("user")
     if user is None or not user.is_authenticated:
-        return None, False
-    return user, may(user, READ)
-
-
-@database_sync_to_async
-def may_act(user) -> bool:
-    """Whether the page may show the run's actions to `user` (their role allows RUN)."""
-    return may(user, RUN)
+        return None, False, False
+    return user, may(user, READ), may(user, RUN)
 
 
 @database_sync_to_async
@@ -132,15 +127,16 @@ class _RunStream:
 
     group: str | None = None
     last_seq = 0
+    can_act = False
+    """Whether the user's role may use the run's actions (the page stream shows them)."""
 
     async def connect(self):
         self.run_id = self.scope["url_route"]["kwargs"]["run_id"]
         await self.accept()
-        user, allowed = await authenticate(self.scope)
-        if user is None or not allowed:
+        user, may_read, self.can_act = await authenticate(self.scope)
+        if user is None or not may_read:
             await self.close(code=UNAUTHENTICATED if user is None else FORBIDDEN)
             return
-        self.can_act = await may_act(user)
         if not await run_exists(self.run_id):
             await self.close(code=NOT_FOUND)
             return
