@@ -9,6 +9,7 @@ urlpatterns = [
     path("users/new", views.user_create, name="user_create"),
     path("users/<int:user_id>/role", views.user_role, name="user_role"),
     path("users/<int:user_id>/active", views.user_active, name="user_active"),
+    path("users/<int:user_id>/password", views.user_password, name="user_password"),
     path("keys/", views.key_list, name="keys"),
     path("keys/new", views.key_create, name="key_create"),
     path("keys/<int:key_id>/revoke", views.key_revoke, name="key_revoke"),

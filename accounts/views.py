@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import SetPasswordForm
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse_lazy
@@ -22,9 +23,17 @@ login = public("the sign-in page")(
 logout = public("signing out needs no role (POST only, CSRF-checked)")(
     auth_views.LogoutView.as_view(next_page="login")
 )
-password_change = requires(READ)(
-    auth_views.PasswordChangeView.as_view(success_url=reverse_lazy("accounts:keys"))
-)
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    success_url = reverse_lazy("accounts:keys")
+
+    def form_valid(self, form):
+        messages.success(self.request, "Your password was changed.")
+        return super().form_valid(form)
+
+
+password_change = requires(READ)(PasswordChangeView.as_view())
 
 
 # -- users (admins) -----------------------------------------------------------------------------
@@ -78,6 +87,21 @@ def user_role(request, user_id):
 @require_POST
 def user_active(request, user_id):
     return _user_change(request, user_id, ActiveForm, users.set_active)
+
+
+@requires(ADMINISTER)
+@require_POST
+def user_password(request, user_id):
+    """Set a user's password (no email server needed: the admin hands it over)."""
+    user = get_object_or_404(get_user_model(), pk=user_id)
+    form = SetPasswordForm(user, request.POST)
+    if not form.is_valid():
+        problems = "; ".join(e for errors in form.errors.values() for e in errors)
+        messages.error(request, f"Password of {user.get_username()} not set: {problems}")
+        return _users_page(request, UserCreateForm(), status=400)
+    form.save()
+    messages.success(request, f"Set a new password for {user.get_username()}.")
+    return redirect("accounts:users")
 
 
 # -- API keys -----------------------------------------------------------------------------------

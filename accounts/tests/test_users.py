@@ -148,3 +148,47 @@ def test_the_stored_role_wins_over_a_superuser_flag_set_elsewhere(alice, bob):
     bob.save()
     assert role_of(User.objects.get(pk=bob.pk)) == Role.MEMBER
     assert list(admins()) == [alice]
+
+
+def test_admins_set_a_users_password_with_validation(client, alice, bob):
+    client.force_login(alice)
+    url = reverse("accounts:user_password", args=[bob.pk])
+    weak = client.post(url, {"new_password1": "123", "new_password2": "123"})
+    assert weak.status_code == 400 and "too short" in weak.content.decode()
+    differ = client.post(url, {"new_password1": "Fresh-Pass-42", "new_password2": "Other-42-x"})
+    assert differ.status_code == 400
+    bob.refresh_from_db()
+    assert bob.check_password("password")
+    assert (
+        client.post(
+            url, {"new_password1": "Fresh-Pass-42", "new_password2": "Fresh-Pass-42"}
+        ).status_code
+        == 302
+    )
+    bob.refresh_from_db()
+    assert bob.check_password("Fresh-Pass-42")
+
+
+def test_users_change_their_own_password(client, bob):
+    client.force_login(bob)
+    response = client.post(
+        reverse("accounts:password"),
+        {
+            "old_password": "password",
+            "new_password1": "Mine-Now-42",
+            "new_password2": "Mine-Now-4",
+        },
+    )
+    assert response.status_code == 200 and response.context["form"].errors["new_password2"]
+    response = client.post(
+        reverse("accounts:password"),
+        {
+            "old_password": "password",
+            "new_password1": "Mine-Now-42",
+            "new_password2": "Mine-Now-42",
+        },
+        follow=True,
+    )
+    assert "Your password was changed." in response.content.decode()
+    bob.refresh_from_db()
+    assert bob.check_password("Mine-Now-42")
