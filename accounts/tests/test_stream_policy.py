@@ -2,10 +2,8 @@
 it; the run page's stream shows the actions only to roles that may use them."""
 
 import pytest
-from asgiref.sync import sync_to_async as asgiref_sync_to_async
 from channels.db import database_sync_to_async as sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.db import connections
 
 from accounts.models import ApiKey
 from accounts.users import set_active
@@ -19,14 +17,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def in_memory_layer(settings):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-
-
-@pytest.fixture(autouse=True)
-async def close_thread_connections():
-    """Close what the consumers' database thread opened, so the test database can be
-    dropped at the end of the session."""
-    yield
-    await asgiref_sync_to_async(connections.close_all)()
 
 
 @pytest.fixture
