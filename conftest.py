@@ -1,7 +1,10 @@
 """Fixtures shared by every app's tests: named users and workflows, both database backends."""
 
+import inspect
+
 import pytest
-from django.db import connection
+from asgiref.sync import SyncToAsync
+from django.db import connection, connections
 
 from workflows.models import Workflow
 
@@ -9,6 +12,16 @@ from workflows.models import Workflow
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _close_async_thread_connections(request):
+    """After an async test, close the connections its database_sync_to_async calls opened
+    in asgiref's one thread for thread-sensitive work: left open, the last one keeps the
+    test database from being dropped at the end of the session."""
+    yield
+    if inspect.iscoroutinefunction(request.function):
+        SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture
@@ -46,8 +59,18 @@ def alice(django_user_model):
 
 @pytest.fixture
 def bob(django_user_model):
-    """A regular member."""
-    return django_user_model.objects.create_user("bob", "bob@example.com", "password")
+    """A member (accounts.roles)."""
+    from accounts.users import create_user
+
+    return create_user("bob", "member", "password", email="bob@example.com")
+
+
+@pytest.fixture
+def vera(django_user_model):
+    """A viewer (accounts.roles)."""
+    from accounts.users import create_user
+
+    return create_user("vera", "viewer", "password", email="vera@example.com")
 
 
 @pytest.fixture

@@ -1,6 +1,13 @@
 from django.contrib import admin
 
+from accounts.forms import AdminLoginForm
 from accounts.models import ApiKey, IdempotencyRecord
+from accounts.roles import ADMINISTER, may
+
+# The Django admin site belongs to the admin role (accounts.roles), and its sign-in form is
+# rate limited like /accounts/login/.
+admin.site.login_form = AdminLoginForm
+admin.site.has_permission = lambda request: may(request.user, ADMINISTER)
 
 
 @admin.register(ApiKey)

@@ -1,4 +1,4 @@
-"""API keys and idempotency records: the two things the JSON API stores about its callers.
+"""Profiles (a user's role), API keys and idempotency records.
 
 An API key is `fmx_<prefix>_<secret>`. The prefix (10 hex characters) is public and
 indexed, so a key is found with one lookup; the secret carries 256 bits of randomness,
@@ -16,6 +16,8 @@ from django.conf import settings
 from django.db import IntegrityError, models, transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from accounts.roles import Role
 
 KEY_PREFIX = "fmx_"
 SCOPES = ("read", "run", "manage")
@@ -46,6 +48,18 @@ def split_key(plaintext: object) -> tuple[str, str] | None:
     return prefix, secret
 
 
+class Profile(models.Model):
+    """What Flow Matrx keeps about a user beyond Django's User: the role (accounts.roles)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role})"
+
+
 class ApiKeyQuerySet(models.QuerySet):
     def active(self) -> "ApiKeyQuerySet":
         now = timezone.now()
@@ -64,6 +78,12 @@ class ApiKeyQuerySet(models.QuerySet):
         if not _PREFIX_RE.fullmatch(text):
             return self.none()
         return self.filter(prefix=text)
+
+    def visible_to(self, user) -> "ApiKeyQuerySet":
+        """Every key for an admin, a user's own keys for anyone else."""
+        from accounts.roles import ADMINISTER, may
+
+        return self if may(user, ADMINISTER) else self.filter(user=user)
 
 
 class ApiKey(models.Model):

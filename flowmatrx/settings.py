@@ -88,6 +88,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "accounts.context_processors.role",
             ],
         },
     },
@@ -146,10 +147,33 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 # The app serves its own static files (no CDN, no separate web server needed).
 FLOWMATRX_SERVE_STATIC = env_bool("FLOWMATRX_SERVE_STATIC", True)
 
-if not DEBUG:
-    SESSION_COOKIE_HTTPONLY = True
-    SESSION_COOKIE_SECURE = env_bool("FLOWMATRX_SECURE_COOKIES", False)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Security. Cookies: HttpOnly session, SameSite=Lax for both. Served over HTTPS
+# (FLOWMATRX_HTTPS=1: set it in production) they are Secure and HSTS is sent; off by
+# default because the embedded mode serves plain http, where Secure cookies would make
+# signing in impossible except on localhost. htmx sends the CSRF token as X-CSRFToken
+# (hx-headers in base.html).
+FLOWMATRX_HTTPS = env_bool("FLOWMATRX_HTTPS", env_bool("FLOWMATRX_SECURE_COOKIES", False))
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = FLOWMATRX_HTTPS
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if FLOWMATRX_HTTPS:
+    SECURE_HSTS_SECONDS = int(os.environ.get("FLOWMATRX_HSTS_SECONDS", "31536000"))
+    # Behind a TLS-terminating proxy that sets X-Forwarded-Proto (say so explicitly).
+    if env_bool("FLOWMATRX_BEHIND_PROXY", False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("FLOWMATRX_SSL_REDIRECT", False)
+
+# Login rate limiting (accounts.throttle): failures per username+address per window.
+FLOWMATRX_LOGIN_ATTEMPTS = int(os.environ.get("FLOWMATRX_LOGIN_ATTEMPTS", "5"))
+FLOWMATRX_LOGIN_WINDOW_SECONDS = int(os.environ.get("FLOWMATRX_LOGIN_WINDOW_SECONDS", "900"))
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
 
 # Engine
 FLOWMATRX_LEASE_SECONDS = float(os.environ.get("FLOWMATRX_LEASE_SECONDS", "30"))

@@ -1,7 +1,7 @@
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts import views as accounts_views
 from flowmatrx import views
 from flowmatrx.api import api
 from runs import events_views
@@ -9,8 +9,9 @@ from runs import events_views
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("healthz", views.healthz, name="healthz"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/login/", accounts_views.login, name="login"),
+    path("accounts/logout/", accounts_views.logout, name="logout"),
+    path("accounts/", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("workflows/", include("workflows.urls")),
     path("runs/", include("runs.urls")),

@@ -1,16 +1,18 @@
-from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
 
+from accounts.access import public, requires
+from accounts.roles import READ
 from runs import dashboard as run_dashboard
 
 
-@login_required
+@requires(READ)
 def dashboard(request):
     return TemplateResponse(request, "dashboard.html", run_dashboard.context())
 
 
+@public("a load balancer's liveness probe; it shows nothing private")
 def healthz(request):
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")

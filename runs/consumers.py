@@ -2,12 +2,13 @@
 the run page at `/ws/runs/<id>/html`) and the dashboard's (`/ws/dashboard`).
 
 Both authenticate (session, `?token=` or `Authorization: Bearer`; 4401 when that fails,
-4404 for an unknown run), join the run's group *before* reading the database (through the
-process's fan-out, `runs.fanout`), then send what the database holds and forward live
-events. `last_seq` is the seq of the last event
-sent: a live event at or below it was already sent from the database (dropped); one beyond
-`last_seq + 1` means a publish was lost, so the missing events are read from the database
-first. Events are committed before they are published, so the database always has them.
+4403 when the role or the key's scopes do not allow reading (accounts.roles), 4404 for an
+unknown run), join the run's group *before* reading the database (through the process's
+fan-out, `runs.fanout`), then send what the database holds and forward live events.
+`last_seq` is the seq of the last event sent: a live event at or below it was already sent
+from the database (dropped); one beyond `last_seq + 1` means a publish was lost, so the
+missing events are read from the database first. Events are committed before they are
+published, so the database always has them.
 """
 
 import asyncio
@@ -22,7 +23,8 @@ from django.db import connection, transaction
 from django.utils.html import escape, format_html, mark_safe
 
 from accounts.models import ApiKey
-from flowmatrx.api.auth import READ
+from accounts.roles import may
+from flowmatrx.api.auth import READ, RUN
 from flowmatrx.api.resources import run_resource, step_run_resource
 from runs import eventlog, run_page
 from runs.dashboard import DashboardFeed, get_feed
@@ -30,6 +32,7 @@ from runs.fanout import Delivery, get_fanout
 from runs.models import Run, RunEvent
 
 UNAUTHENTICATED = 4401
+FORBIDDEN = 4403
 NOT_FOUND = 4404
 INTERNAL_ERROR = 4500  # daphne (autobahn) only sends 1000 and 3000-4999
 
@@ -53,14 +56,20 @@ def _token(scope) -> str | None:
 
 @database_sync_to_async
 def authenticate(scope):
-    """The user behind this connection, or None. A key that is given must be valid (it
-    never falls back to the session), as in the API."""
+    """(user, may_read, may_act): the user behind this connection (None without valid
+    credentials), whether their role (and their key's scopes, if a key is used) allow
+    reading, and whether their role allows the run page's actions. A key that is given
+    must be valid (it never falls back to the session), as in the API."""
     token = _token(scope)
     if token is not None:
         key = ApiKey.authenticate(token) if token else None
-        return key.user if key is not None and key.has_scope(READ) else None
+        if key is None:
+            return None, False, False
+        return key.user, key.has_scope(READ) and may(key.user, READ), may(key.user, RUN)
     user = scope.get("user")
-    return user if user is not None and user.is_authenticated else None
+    if user is None or not user.is_authenticated:
+        return None, False, False
+    return user, may(user, READ), may(user, RUN)
 
 
 @database_sync_to_async
@@ -96,8 +105,8 @@ def snapshot(run_id) -> dict:
 
 
 @database_sync_to_async
-def page_state(run_id) -> run_page.PageState:
-    return run_page.PageState.load(run_id)
+def page_state(run_id, can_act: bool) -> run_page.PageState:
+    return run_page.PageState.load(run_id, can_act=can_act)
 
 
 render_timeline = database_sync_to_async(
@@ -129,12 +138,15 @@ class _RunStream:
     group: str | None = None
     pump: asyncio.Task | None = None
     last_seq = 0
+    can_act = False
+    """Whether the user's role may use the run's actions (the page stream shows them)."""
 
     async def connect(self):
         self.run_id = self.scope["url_route"]["kwargs"]["run_id"]
         await self.accept()
-        if await authenticate(self.scope) is None:
-            await self.close(code=UNAUTHENTICATED)
+        user, may_read, self.can_act = await authenticate(self.scope)
+        if user is None or not may_read:
+            await self.close(code=UNAUTHENTICATED if user is None else FORBIDDEN)
             return
         if not await run_exists(self.run_id):
             await self.close(code=NOT_FOUND)
@@ -248,7 +260,7 @@ class RunPageConsumer(_RunStream, AsyncWebsocketConsumer):
         missed = await events_between(self.run_id, self.last_seq)
         if missed:
             self.last_seq = missed[-1]["seq"]
-        state = await page_state(self.run_id)
+        state = await page_state(self.run_id, self.can_act)
         fragments = self._own(state.fragments)
         self.sent.update(fragments)
         await self._send_all(
@@ -258,7 +270,9 @@ class RunPageConsumer(_RunStream, AsyncWebsocketConsumer):
         self.sent.update(state.row_html)
 
     async def send_events(self, envelopes, delivery):
-        state = await delivery.once_async("page-state", lambda: page_state(self.run_id))
+        state = await delivery.once_async(
+            ("page-state", self.can_act), lambda: page_state(self.run_id, self.can_act)
+        )
         fragments = self._own(state.fragments)
         changed_fragments = [html for key, html in fragments.items() if self.sent.get(key) != html]
         self.sent.update(fragments)
@@ -315,8 +329,12 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     async def connect(self):
         await self.accept()
-        if await authenticate(self.scope) is None:
+        user, may_read, _ = await authenticate(self.scope)
+        if user is None:
             await self.close(code=UNAUTHENTICATED)
+            return
+        if not may_read:
+            await self.close(code=FORBIDDEN)
             return
         self.sent: dict[str, str] = {}
         self.feed = get_feed()

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.template.response import TemplateResponse
 
+from accounts.access import requires
+from accounts.roles import READ
 from runs.models import Event, Run
 
 PER_PAGE = 50
@@ -24,7 +25,7 @@ def _run_ids(values) -> list[uuid.UUID]:
     return ids
 
 
-@login_required
+@requires(READ)
 def event_list(request):
     events = Event.objects.select_related("created_by").order_by("-received_at", "-id")
     name = request.GET.get("name", "").strip()

@@ -65,6 +65,27 @@ def waiting_events(steps: list[StepRun]) -> list[StepRun]:
     ]
 
 
+def approval_decisions(steps: list[StepRun]) -> list[dict]:
+    """Approvals decided so far, in step order: step_id, approved, decided_by, comment
+    (from the step's output once it ran, else from the decision waiting to be applied)."""
+    decisions = []
+    for step in steps:
+        if step.step_type != "wait_for_approval":
+            continue
+        for data in (step.output, step.resume_data):
+            if isinstance(data, dict) and "approved" in data:
+                decisions.append(
+                    {
+                        "step_id": step.step_id,
+                        "approved": bool(data["approved"]),
+                        "decided_by": data.get("decided_by") or "",
+                        "comment": data.get("comment") or "",
+                    }
+                )
+                break
+    return decisions
+
+
 def _graph(run: Run) -> Graph | None:
     try:
         graph = Graph.from_definition(run.workflow.definition or {})
@@ -140,8 +161,9 @@ def graph_levels(steps: list[StepRun], graph: Graph | None) -> list[list[dict]]:
     return levels
 
 
-def state_context(run: Run) -> dict:
-    """Everything the state partials need (one query for the steps)."""
+def state_context(run: Run, *, can_act: bool = True) -> dict:
+    """Everything the state partials need (one query for the steps). `can_act`: whether
+    the viewer's role may use the run's actions (accounts.roles RUN); if not, none show."""
     steps = list(run.steps.order_by("created_at", "id"))
     graph = _graph(run)
     status = RunStatus(run.status)
@@ -150,6 +172,8 @@ def state_context(run: Run) -> dict:
         "steps": steps,
         "approvals": waiting_approvals(steps),
         "event_waits": waiting_events(steps),
+        "decisions": approval_decisions(steps),
+        "can_act": can_act,
         "can_cancel": not status.is_finished,
         "can_retry": status == RunStatus.FAILED,
         "bars": waterfall(run, steps, graph),
@@ -195,9 +219,13 @@ class PageState:
     row_html: dict[str, str]
 
     @classmethod
-    def load(cls, run_id) -> "PageState":
+    def load(cls, run_id, *, can_act: bool = True) -> "PageState":
         run = load_run(run_id)
-        context = {**state_context(run), "oob": "true", "csrf_token": CSRF_PLACEHOLDER}
+        context = {
+            **state_context(run, can_act=can_act),
+            "oob": "true",
+            "csrf_token": CSRF_PLACEHOLDER,
+        }
         fragments = {
             dom_id: render_to_string(f"{PARTIALS}/{name}", context)
             for dom_id, name in STATE_PARTIALS.items()

@@ -2,20 +2,21 @@ import json
 from datetime import UTC, datetime
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_POST
 
+from accounts.access import requires
+from accounts.roles import READ, RUN, may
 from engine.errors import StateConflict
 from engine.statuses import RunStatus, WaitingFor
 from runs import lifecycle, run_page
 from runs.models import Run, StepRun
 
 
-@login_required
+@requires(READ)
 def run_list(request):
     runs = Run.objects.select_related("workflow").order_by("-created_at")
     status = request.GET.get("status", "")
@@ -26,13 +27,13 @@ def run_list(request):
     return TemplateResponse(request, "runs/run_list.html", context)
 
 
-@login_required
+@requires(READ)
 def run_detail(request, run_id):
     run = get_object_or_404(Run.objects.select_related("workflow", "created_by"), pk=run_id)
     timeline = run_page.TimelinePage.load(run)
     last_seq = timeline.events[-1]["seq"] if timeline.events else 0
     context = {
-        **run_page.state_context(run),
+        **run_page.state_context(run, can_act=may(request.user, RUN)),
         **timeline.context(),
         "stream_url": f"/ws/runs/{run.pk}/html?after={last_seq}",
         "canvas_boot": run_page.canvas_boot(run),
@@ -40,7 +41,7 @@ def run_detail(request, run_id):
     return TemplateResponse(request, "runs/run_detail.html", context)
 
 
-@login_required
+@requires(READ)
 def run_timeline(request, run_id):
     """The timeline entries before `?before=<seq>` (the page's "load earlier" button)."""
     run = get_object_or_404(Run, pk=run_id)
@@ -67,19 +68,19 @@ def _acted(request, run_id, action) -> HttpResponse:
     return redirect("runs:detail", run_id)
 
 
-@login_required
+@requires(RUN)
 @require_POST
 def cancel_run(request, run_id):
     return _acted(request, run_id, lambda: lifecycle.cancel(run_id, reason="cancelled"))
 
 
-@login_required
+@requires(RUN)
 @require_POST
 def retry_run(request, run_id):
     return _acted(request, run_id, lambda: lifecycle.retry(run_id))
 
 
-@login_required
+@requires(RUN)
 @require_POST
 def decide(request, run_id):
     """Approve or reject a waiting approval, with an optional comment."""
@@ -107,7 +108,7 @@ def _resume_with_event(run_id, step_id: str, data) -> None:
     lifecycle.resume(run_id, step_id, {**event, "received_at": received_at})
 
 
-@login_required
+@requires(RUN)
 @require_POST
 def resume_event(request, run_id):
     """Resume a step waiting for an event with the JSON data typed on the run page."""

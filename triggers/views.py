@@ -3,9 +3,11 @@
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from accounts.access import public
 from triggers import webhooks
 
 
+@public("the trigger's token and secret are the credential (SPEC §7)")
 @csrf_exempt
 def webhook(request, token: str):
     """Start a run of the workflow behind `token`: 202 ``{"run_id"}`` (200 with the first

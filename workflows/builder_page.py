@@ -7,13 +7,15 @@ config form from `workflows:node_form` (workflows/builder_views.py) into `#node-
 """
 
 from django import forms
-from django.contrib.auth.decorators import login_required
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from accounts.access import requires
+from accounts.roles import MANAGE, READ, may
+from triggers.redaction import redact_definition
 from workflows.models import Workflow
 from workflows.run_form import RunForm
 
@@ -28,7 +30,9 @@ class NewWorkflowForm(forms.Form):
 
 def boot_data(workflow: Workflow, request) -> dict:
     """What the island needs: the definition, the version, the URLs it calls, the CSRF
-    token (the `json_script` payload of the builder page)."""
+    token (the `json_script` payload of the builder page). A webhook trigger's secret is
+    redacted (saving the placeholder back keeps it); `can_edit` is false for a role that
+    may not edit workflows (the island is then read-only)."""
     api = reverse("api-v1:get_workflow", args=[workflow.pk])
     return {
         "mode": "builder",
@@ -39,7 +43,8 @@ def boot_data(workflow: Workflow, request) -> dict:
             "version": workflow.version,
             "status": workflow.status,
         },
-        "definition": workflow.definition or {},
+        "definition": redact_definition(workflow.definition or {}),
+        "can_edit": may(request.user, MANAGE),
         "csrf_token": get_token(request),
         "urls": {
             "workflow": api,
@@ -60,7 +65,7 @@ def boot_data(workflow: Workflow, request) -> dict:
     }
 
 
-@login_required
+@requires(READ)
 def builder(request, workflow_id):
     workflow = get_object_or_404(Workflow, pk=workflow_id)
     context = {
@@ -71,7 +76,7 @@ def builder(request, workflow_id):
     return TemplateResponse(request, "workflows/builder.html", context)
 
 
-@login_required
+@requires(MANAGE)
 @require_POST
 def new_workflow(request):
     """Create an empty draft named by the form and open it in the builder; a bad name

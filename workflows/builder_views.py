@@ -45,11 +45,12 @@ small HTML fragment (``_request_error.html``) naming the problem. Nothing is sto
 import json
 
 from django import forms
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_POST
 
+from accounts.access import requires
+from accounts.roles import MANAGE, READ
 from engine.expressions import ExpressionError, evaluate
 from engine.graph import Graph
 from engine.registry import registry
@@ -142,7 +143,7 @@ def _render_form(request, workflow, form, definition, *, saved=False, status=200
     return TemplateResponse(request, f"{PARTIALS}/_node_form.html", context, status=status)
 
 
-@login_required
+@requires(READ)
 @require_POST
 def node_form(request, workflow_id):
     workflow = _load(workflow_id)
@@ -165,7 +166,7 @@ def _with_node_data(definition: dict, node_id: str, node_data: dict) -> dict:
     return {**definition, "nodes": nodes}
 
 
-@login_required
+@requires(MANAGE)
 @require_POST
 def node_form_save(request, workflow_id):
     workflow = _load(workflow_id)
@@ -222,7 +223,7 @@ def _shown(value) -> tuple[str, str]:
     return text, kind
 
 
-@login_required
+@requires(READ)
 @require_POST
 def preview(request, workflow_id):
     workflow = _load(workflow_id)

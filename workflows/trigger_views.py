@@ -8,13 +8,14 @@ errors beside the fields (200, so htmx swaps it); without htmx, a saved edit red
 the workflow page and a refused one renders the page with the form open (400).
 """
 
-from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
+from accounts.access import requires
+from accounts.roles import MANAGE
 from engine.errors import StateConflict
 from runs import eventlog
 from triggers.editing import (
@@ -107,7 +108,7 @@ def _refused(request, workflow: Workflow, template: str, context: dict, open_for
     return response
 
 
-@login_required
+@requires(MANAGE)
 @require_GET
 def trigger_form_view(request, workflow_id):
     """A blank (`?kind=`) or filled (`?kind=&index=`) trigger form."""
@@ -122,7 +123,7 @@ def trigger_form_view(request, workflow_id):
     return response
 
 
-@login_required
+@requires(MANAGE)
 @require_POST
 def save_trigger_view(request, workflow_id):
     workflow = get_object_or_404(Workflow, pk=workflow_id)
@@ -150,7 +151,7 @@ def save_trigger_view(request, workflow_id):
     return _refused(request, workflow, TRIGGER_FORM, context, open_form)
 
 
-@login_required
+@requires(MANAGE)
 @require_POST
 def remove_trigger_view(request, workflow_id):
     workflow = get_object_or_404(Workflow, pk=workflow_id)
@@ -164,7 +165,7 @@ def remove_trigger_view(request, workflow_id):
     return _section(request, workflow, saved=_saved_message(result, "Removal"))
 
 
-@login_required
+@requires(MANAGE)
 @require_POST
 def save_flow_control_view(request, workflow_id):
     workflow = get_object_or_404(Workflow, pk=workflow_id)
@@ -183,7 +184,7 @@ def save_flow_control_view(request, workflow_id):
     return _refused(request, workflow, FLOW_FORM, {"flow_form": form}, open_form)
 
 
-@login_required
+@requires(MANAGE)
 @require_GET
 def schedule_preview_view(request, workflow_id):
     """The next fire times of the cron and time zone being typed (`schedule-cron`,

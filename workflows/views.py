@@ -1,8 +1,9 @@
-from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_POST
 
+from accounts.access import requires
+from accounts.roles import MANAGE, READ, RUN
 from engine.errors import InvalidDefinition, StateConflict
 from engine.statuses import TriggerType
 from runs import eventlog, flowcontrol, lifecycle
@@ -15,7 +16,7 @@ from workflows.run_form import RunForm
 from workflows.triggers_panel import triggers_panel
 
 
-@login_required
+@requires(READ)
 def workflow_list(request):
     query = request.GET.get("q", "").strip()
     workflows = Workflow.objects.latest_versions().order_by("name")
@@ -26,7 +27,7 @@ def workflow_list(request):
     )
 
 
-@login_required
+@requires(READ)
 def workflow_detail(request, workflow_id):
     workflow = get_object_or_404(Workflow, pk=workflow_id)
     # Flow control is shown as the active version enforces it (buckets span all versions).
@@ -45,7 +46,7 @@ def workflow_detail(request, workflow_id):
     return TemplateResponse(request, "workflows/workflow_detail.html", context)
 
 
-@login_required
+@requires(RUN)
 @require_POST
 def run_workflow(request, workflow_id):
     """The Run button: validate the input against the schema, start a manual run, and go to
@@ -71,7 +72,7 @@ def run_workflow(request, workflow_id):
     return response
 
 
-@login_required
+@requires(MANAGE)
 @require_POST
 def toggle_schedule(request, workflow_id, schedule_id):
     """Enable or disable one schedule of the workflow's active version (`enabled` is

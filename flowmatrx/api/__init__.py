@@ -8,6 +8,7 @@ what, `errors` gives every refusal one shape, `parsing` reads bodies strictly,
 
 from ninja import NinjaAPI, Router
 
+from accounts.access import public
 from flowmatrx.api import catalog, docs, errors, events, runs, workflows
 from flowmatrx.api.auth import READ, requires
 from flowmatrx.api.parsing import StrictJsonParser
@@ -17,10 +18,11 @@ The Flow Matrx API: everything the browser does, for programs.
 
 **Auth**: `Authorization: Bearer <api key>` (`python manage.py create_api_key <username>
 [--scopes read,run,manage]`) or the browser session (send `X-CSRFToken` on unsafe
-methods). Without valid credentials every endpoint answers 401; a key without the scope
-an operation needs answers 403 (`read`: GETs; `run`: starting, resuming, cancelling and
-retrying runs, sending events; `manage`: creating, editing, publishing, archiving and
-deleting workflows).
+methods). Without valid credentials every endpoint answers 401. Each operation needs a
+scope (`read`: GETs; `run`: starting, resuming, cancelling and retrying runs, sending
+events; `manage`: creating, editing, publishing, archiving and deleting workflows) and
+answers 403 unless the user's role allows it (viewer: `read`; member and admin: all) and,
+with a key, the key has it: a key never grants more than its owner's role.
 
 **Errors**: `{"errors": [{"loc": [...], "msg": "..."}], "detail": "..."}` for every 4xx:
 400 malformed JSON, 401, 403, 404 unknown ids, 409 state conflicts, 413 body over 1 MB,
@@ -60,6 +62,7 @@ fallback = Router()
 @fallback.api_operation(
     ["GET", "POST", "PUT", "PATCH", "DELETE"], "/{path:rest}", auth=None, include_in_schema=False
 )
+@public("it only answers 404")
 def unknown_path(request, rest: str):
     """Unknown paths under /api/v1 answer 404 in the API's error shape."""
     raise errors.NotFound(f"no endpoint {request.path}", loc=("path",))

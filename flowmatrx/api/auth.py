@@ -2,8 +2,10 @@
 
 Two ways in: the browser's Django session (CSRF enforced on unsafe methods, as for any
 form) or `Authorization: Bearer <api key>`. Every operation names the scope it needs
-with `auth=requires(SCOPE)`; `authorize` is where that is decided (and where roles will
-be checked when they arrive). A key only grants its scopes; a session has them all.
+with `auth=requires(SCOPE)`; `authorize` is where that is decided: the user's role must
+allow the scope (accounts.roles: read is viewer+, run and manage member+) and a key must
+also carry it, so a key never grants more than its owner's role and its scopes; a session
+has its role's rights. A test walks every operation and fails for one without a scope.
 """
 
 from dataclasses import dataclass
@@ -12,16 +14,18 @@ from django.conf import settings
 from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 
+from accounts import roles
 from accounts.models import ApiKey
 from engine.statuses import TriggerType
 from flowmatrx.api.errors import Forbidden, Unauthorized
 
-READ = "read"
+READ = roles.READ
 """Every GET."""
-RUN = "run"
+RUN = roles.RUN
 """Start, cancel, retry and resume runs; send events."""
-MANAGE = "manage"
+MANAGE = roles.MANAGE
 """Create, edit, publish, archive and delete workflows."""
+SCOPES = (READ, RUN, MANAGE)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
@@ -45,6 +49,12 @@ class Principal:
 
 def authorize(principal: Principal, scope: str) -> Principal:
     """Allow `principal` to act within `scope`, or raise Forbidden (403)."""
+    if not roles.may(principal.user, scope):
+        role = roles.role_of(principal.user)
+        raise Forbidden(
+            f"the {role} role does not allow {scope!r} (it needs {roles.REQUIRED_ROLE[scope]})",
+            loc=("header", "Authorization") if principal.api_key else ("session",),
+        )
     key = principal.api_key
     if key is not None and not key.has_scope(scope):
         raise Forbidden(
@@ -54,11 +64,31 @@ def authorize(principal: Principal, scope: str) -> Principal:
     return principal
 
 
+def allows(principal: Principal, scope: str) -> bool:
+    """Whether `authorize(principal, scope)` would let it through."""
+    try:
+        authorize(principal, scope)
+    except Forbidden:
+        return False
+    return True
+
+
+def may_start_runs(request) -> bool:
+    """Whether the caller of `request` may start runs (so may see webhook URLs). Without a
+    request (internal use) there is no caller to restrict."""
+    if request is None:
+        return True
+    principal = getattr(request, "auth", None)
+    return isinstance(principal, Principal) and allows(principal, RUN)
+
+
 class ApiKeyAuth(HttpBearer):
     """`Authorization: Bearer fmx_...`. A header that is present but wrong answers 401 at
     once (it never falls back to the session)."""
 
     def __init__(self, scope: str):
+        if scope not in SCOPES:
+            raise ValueError(f"unknown scope {scope!r}")
         self.scope = scope
         super().__init__()
 

@@ -13,6 +13,8 @@ from django.utils.html import escape
 from ninja import Router
 from ninja.openapi.docs import DocsBase
 
+from accounts.access import public
+
 ASSETS_DIR = Path(ninja.__file__).parent / "static" / "ninja"
 ASSETS = {
     "swagger-ui.css": "text/css",
@@ -66,6 +68,7 @@ router = Router(tags=["docs"])
 
 
 @router.get("/docs/assets/{name}", auth=None, include_in_schema=False)
+@public("the docs page's own scripts and styles")
 def docs_asset(request, name: str):
     if name not in ASSETS:
         raise Http404(name)

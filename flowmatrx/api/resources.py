@@ -3,6 +3,7 @@ stores and returns exactly what the first response said)."""
 
 from datetime import UTC, datetime
 
+from flowmatrx.api.auth import may_start_runs
 from flowmatrx.api.errors import definition_errors
 from runs.models import Event, Run, RunEvent, StepRun
 from triggers.redaction import redact_definition
@@ -22,7 +23,8 @@ def _username(user) -> str | None:
 
 def workflow_resource(workflow: Workflow, *, with_errors: bool = True, request=None) -> dict:
     """`webhook_url` is absolute with `request`, null when this version has no webhook
-    trigger. A webhook trigger's secret reads as the redacted placeholder."""
+    trigger or `request`'s caller may not start runs (the URL is a credential). A webhook
+    trigger's secret reads as the redacted placeholder."""
     return {
         "id": str(workflow.id),
         "lineage_id": str(workflow.lineage),
@@ -37,7 +39,7 @@ def workflow_resource(workflow: Workflow, *, with_errors: bool = True, request=N
         "updated_at": iso(workflow.updated_at),
         "published_at": iso(workflow.published_at),
         "errors": definition_errors(workflow.validate()) if with_errors else None,
-        "webhook_url": webhook_url(workflow, request),
+        "webhook_url": webhook_url(workflow, request) if may_start_runs(request) else None,
     }
 
 

@@ -173,7 +173,8 @@ class WorkflowOut(Schema):
     )
     webhook_url: str | None = Field(
         description="`POST` here to start a run (the same for every version); null when "
-        "this version has no webhook trigger.",
+        "this version has no webhook trigger or the caller may not start runs (the URL "
+        "is a credential: viewers and keys without the run scope do not see it).",
     )
 
 

@@ -50,7 +50,8 @@ def example(prop: dict):
         return True
     if "array" in types:
         return []
-    return {"k": "v"}
+    values = prop.get("additionalProperties")
+    return {"k": example(values) if isinstance(values, dict) else "v"}
 
 
 def as_posted(form: NodeForm, **changes) -> QueryDict:

@@ -62,7 +62,9 @@ function Builder({ boot }) {
   current.current = { nodes, edges };
   const history = useHistory(current, setNodes, setEdges);
 
-  const isDraft = workflow.status === "draft";
+  // A viewer's builder is read-only (the server refuses their edits anyway).
+  const canEdit = boot.can_edit !== false;
+  const isDraft = workflow.status === "draft" && canEdit;
   const locked = !isDraft || diff !== null;
   const definition = toDefinition(base.current, nodes, edges, viewport.current);
   const dirty = isDraft && contentKey(definition) !== savedKey;
@@ -522,11 +524,11 @@ function Builder({ boot }) {
               Publish
             </button>
           </>
-        ) : (
+        ) : canEdit ? (
           <button type="button" onClick={newDraft} disabled={busy}>
             Edit as new draft
           </button>
-        )}
+        ) : null}
         <button type="button" onClick={undo} disabled={locked || !history.canUndo} title="Ctrl+Z">
           Undo
         </button>
@@ -539,12 +541,16 @@ function Builder({ boot }) {
         <button type="button" onClick={() => flowApi.fitView({ duration: 200 })}>
           Fit
         </button>
-        <button type="button" onClick={run} disabled={busy || workflow.status === "archived"}>
-          Run…
-        </button>
-        <button type="button" onClick={duplicate} disabled={busy}>
-          Duplicate
-        </button>
+        {canEdit ? (
+          <>
+            <button type="button" onClick={run} disabled={busy || workflow.status === "archived"}>
+              Run…
+            </button>
+            <button type="button" onClick={duplicate} disabled={busy}>
+              Duplicate
+            </button>
+          </>
+        ) : null}
         <label>
           Version{" "}
           <select
