@@ -140,3 +140,26 @@ def test_the_run_page_boots_the_read_only_canvas(signed_in, workflow, alice):
         "stream_url": f"/ws/runs/{run.pk}",
         "run_status": run.status,
     }
+
+
+def test_a_viewer_gets_a_read_only_builder_and_cannot_make_a_workflow(client, vera, workflow):
+    client.force_login(vera)
+    response = client.get(reverse("workflows:builder", args=[workflow.pk]))
+    assert response.status_code == 200
+    assert boot_of(response, "builder-boot")["can_edit"] is False
+    assert client.post(reverse("workflows:new"), {"name": "Mine"}).status_code == 403
+    assert Workflow.objects.count() == 1
+
+
+def test_a_member_may_edit_in_the_builder(signed_in, workflow):
+    response = signed_in.get(reverse("workflows:builder", args=[workflow.pk]))
+    assert boot_of(response, "builder-boot")["can_edit"] is True
+
+
+def test_the_boot_data_never_carries_a_webhook_secret(signed_in, workflow):
+    workflow.definition["settings"] = {"triggers": [{"type": "webhook", "secret": "s3cret"}]}
+    workflow.save()
+    response = signed_in.get(reverse("workflows:builder", args=[workflow.pk]))
+    assert "s3cret" not in response.content.decode()
+    boot = boot_of(response, "builder-boot")
+    assert boot["definition"]["settings"]["triggers"][0]["secret"] == "********"
