@@ -194,7 +194,7 @@ def greeting_with_delays(transactional_db, alice):
         definition={
             "nodes": [
                 node("greet", "transform", {"mapping": {"text": "hi {{ input.name }}"}}),
-                node("d1", "delay", {"seconds": 1.5}),
+                node("d1", "delay", {"seconds": 4}),
                 node("shout", "transform", {"mapping": {"text": "{{ greet.text }}!"}}),
             ],
             "edges": [edge("greet", "d1"), edge("d1", "shout")],
