@@ -50,6 +50,14 @@ class ErrorItem(Schema):
     msg: str
 
 
+class DefinitionProblem(ErrorItem):
+    """A validation problem of a definition, tied to the node or edge it is about."""
+
+    node_id: str | None = None
+    edge_id: str | None = None
+    code: str | None = None
+
+
 class ErrorOut(Schema):
     errors: list[ErrorItem]
     detail: str | None = None
@@ -168,7 +176,7 @@ class WorkflowOut(Schema):
     created_at: datetime
     updated_at: datetime
     published_at: datetime | None
-    errors: list[ErrorItem] | None = Field(
+    errors: list[DefinitionProblem] | None = Field(
         description="Validation problems of the definition (null in lists)."
     )
     webhook_url: str | None = Field(
@@ -192,7 +200,7 @@ class WorkflowStateOut(Schema):
 
 class ValidationOut(Schema):
     valid: bool
-    errors: list[ErrorItem]
+    errors: list[DefinitionProblem]
 
 
 class DiffNode(Schema):

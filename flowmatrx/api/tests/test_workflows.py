@@ -220,6 +220,19 @@ def test_validate_reports_without_changing_anything(api, alice, workflow, invali
     assert all(e["loc"][0] == "definition" for e in body["errors"])
 
 
+def test_definition_problems_name_their_node_or_edge(api, alice, invalid_definition):
+    bad = Workflow.objects.create(name="x", definition=invalid_definition, created_by=alice)
+    for body in (
+        api.post(f"/workflows/{bad.id}/validate").json(),
+        api.get(f"/workflows/{bad.id}").json(),
+        api.post(f"/workflows/{bad.id}/publish").json(),
+    ):
+        by_loc = {tuple(e["loc"]): e for e in body["errors"]}
+        node_problem = by_loc[("definition", "nodes", "a", "type")]
+        assert node_problem["node_id"] == "a" and node_problem["code"]
+        assert any(e.get("edge_id") == "e" for e in body["errors"])
+
+
 def test_new_version_makes_draft_n_plus_1_and_versions_lists_them(api, published):
     response = api.post(f"/workflows/{published.id}/new_version")
     assert response.status_code == 201
