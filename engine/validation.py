@@ -75,7 +75,7 @@ MAX_BACKOFF_BASE = 300.0
 MAX_CONCURRENCY = 1000
 
 # Config keys that hold a safe expression (not a template): type -> (key, extra roots).
-_EXPRESSION_FIELDS: dict[str, tuple[str, frozenset[str]]] = {
+EXPRESSION_FIELDS: dict[str, tuple[str, frozenset[str]]] = {
     "condition": ("expression", frozenset({"input", "state", "run"})),
     "wait_for_event": ("match", frozenset({"input", "state", "event"})),
 }
@@ -805,7 +805,7 @@ class _Validator:
         base: tuple[str, ...],
         extra: frozenset[str],
     ) -> list[Problem | _Ref]:
-        field = _EXPRESSION_FIELDS.get(type_name)
+        field = EXPRESSION_FIELDS.get(type_name)
         if field is None:
             return []
         key, roots = field

@@ -40,7 +40,7 @@ from engine.functions import functions, load_configured_functions
 from engine.graph import Graph
 from engine.registry import StepType, registry
 from engine.templates import is_template
-from engine.validation import _EXPRESSION_FIELDS, validate_definition
+from engine.validation import EXPRESSION_FIELDS, validate_definition
 
 CONFIG_PREFIX = "config__"
 COMMON_KEYS = tuple(NODE_FIELDS)
@@ -75,7 +75,7 @@ offers them (a datalist), validation still has the last word."""
 def is_expression(type_name: str, key: str) -> bool:
     """True for a config key that holds a safe expression (``fetch.status_code == 200``),
     not a template: the engine's validation knows which those are."""
-    field = _EXPRESSION_FIELDS.get(type_name)
+    field = EXPRESSION_FIELDS.get(type_name)
     return field is not None and field[0] == key
 
 
