@@ -124,6 +124,12 @@ class Executor:
         self._batch_since: float | None = None
         self._idle_spins = 0
         self.committing: asyncio.Task | None = None
+        # Checkpoints are numbered as they are taken; a step whose database work bypasses
+        # the checkpoints (an Effect) waits until the one holding its start is written.
+        self._batches_taken = 0
+        self._batches_written = 0
+        self._written = asyncio.Event()
+        self._started_in: dict[str, int] = {}
         losing_edges = []
         for step_id, record in self.steps.items():
             if step_id not in self.nodes:
@@ -353,8 +359,14 @@ class Executor:
 
     def _take_batch(self) -> Batch:
         self._batch_since = None
+        self._batches_taken += 1
         batch, self.batch = self.batch, Batch()
         return batch
+
+    def _mark_written(self, number: int) -> None:
+        self._batches_written = max(self._batches_written, number)
+        self._written.set()
+        self._written = asyncio.Event()
 
     def _commit_in_background(self) -> None:
         """Group commit: while one checkpoint is being written, steps keep starting and
@@ -362,8 +374,13 @@ class Executor:
         flight at a time, so events keep their order; a crash repeats at most the steps
         whose completion was not yet written (side effects are at-least-once anyway)."""
         if self.committing is None and self.batch:
+            batch = self._take_batch()
+            number = self._batches_taken
             self.committing = asyncio.ensure_future(
-                self.store.commit(self.run_id, self.fence, self._take_batch())
+                self.store.commit(self.run_id, self.fence, batch)
+            )
+            self.committing.add_done_callback(
+                lambda done: done.cancelled() or done.exception() or self._mark_written(number)
             )
 
     async def _flush(self) -> None:
@@ -373,6 +390,7 @@ class Executor:
             await committing
         if self.batch:
             await self.store.commit(self.run_id, self.fence, self._take_batch())
+            self._mark_written(self._batches_taken)
 
     async def _park(self, next_wake: datetime | None) -> bool:
         """Release the run until a timer, a person or an event. False if a resume came in."""
@@ -591,6 +609,7 @@ class Executor:
         if error is not None:
             self._step_failed(step_id, attempt, error, retryable=False)
             return
+        self._started_in[step_id] = self._batches_taken + 1
         self.tasks[step_id] = asyncio.ensure_future(
             self._execute(step_type, step_id, attempt, resolved, scope)
         )
@@ -648,7 +667,10 @@ class Executor:
         return Outcome(step_id, attempt, output=output)
 
     async def _perform(self, step_id: str, attempt: int, effect: Effect) -> Outcome:
-        """Hand a step's database work to the store (a lost lease stops the run)."""
+        """Hand a step's database work to the store (a lost lease stops the run), once the
+        step's start is written, so that the events it writes follow it in the run's log."""
+        while self._batches_written < self._started_in.get(step_id, 0):
+            await self._written.wait()
         try:
             performed = await self.store.perform(
                 self.run_id, self.fence, step_id, attempt, effect.kind, effect.request

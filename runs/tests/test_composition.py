@@ -408,6 +408,13 @@ def test_set_state_writes_and_later_steps_and_runs_read_it(make_run, drive_all):
     assert event.payload == {"step_id": "write", "attempt": 1, "keys": ["cursor"],
                              "values": {"cursor": 3}}  # fmt: skip
     assert_gapless(run)
+    # in the log between the step's start and its completion
+    write_events = run.events.filter(step_id="write").order_by("seq")
+    assert [e.event_type for e in write_events if e.event_type.startswith(("step.", "state."))] == [
+        "step.started",
+        "state.updated",
+        "step.completed",
+    ]
 
     # another run of the same workflow (any version) starts with the state
     again = lifecycle.start_run(run.workflow, {"page": 4})
