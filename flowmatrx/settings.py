@@ -65,6 +65,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "flowmatrx.middleware.SecureCookiesOverHttps",  # first: sees the cookies set below it
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -150,7 +151,8 @@ FLOWMATRX_SERVE_STATIC = env_bool("FLOWMATRX_SERVE_STATIC", True)
 # Security. Cookies: HttpOnly session, SameSite=Lax for both. Served over HTTPS
 # (FLOWMATRX_HTTPS=1: set it in production) they are Secure and HSTS is sent; off by
 # default because the embedded mode serves plain http, where Secure cookies would make
-# signing in impossible except on localhost. htmx sends the CSRF token as X-CSRFToken
+# signing in impossible except on localhost; a request that did come over HTTPS gets
+# Secure cookies anyway (flowmatrx.middleware). htmx sends the CSRF token as X-CSRFToken
 # (hx-headers in base.html).
 FLOWMATRX_HTTPS = env_bool("FLOWMATRX_HTTPS", env_bool("FLOWMATRX_SECURE_COOKIES", False))
 SESSION_COOKIE_HTTPONLY = True

@@ -61,3 +61,17 @@ def test_https_makes_cookies_secure_and_sends_hsts(tmp_path):
 
 def test_the_old_secure_cookies_switch_still_works(tmp_path):
     assert settings_with(tmp_path, FLOWMATRX_SECURE_COOKIES="1")["SESSION_COOKIE_SECURE"] is True
+
+
+def test_cookies_set_over_https_are_secure_even_without_the_switch(client, django_user_model):
+    django_user_model.objects.create_user("ada", password="pw-of-ada")
+    plain = client.get("/accounts/login/")
+    assert plain.cookies["csrftoken"]["secure"] == ""
+    over_https = client.get("/accounts/login/", secure=True)
+    assert over_https.cookies["csrftoken"]["secure"] is True
+    signed_in = client.post(
+        "/accounts/login/", {"username": "ada", "password": "pw-of-ada"}, secure=True
+    )
+    assert signed_in.status_code == 302
+    assert signed_in.cookies["sessionid"]["secure"] is True
+    assert signed_in.cookies["sessionid"]["httponly"] is True
