@@ -128,6 +128,8 @@ def announce_after_commit(run_id) -> None:
     synchronous code. Failures are logged, never raised."""
 
     def send():
+        if not fanout.may_have_members(DASHBOARD_GROUP):
+            return
         try:
             async_to_sync(announce)(run_id)
         except Exception:

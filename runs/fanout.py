@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 logger = logging.getLogger("runs")
 
@@ -151,6 +151,19 @@ def get_fanout() -> Fanout:
     if fanout is None or fanout.layer is not layer:
         fanout = per_layer[id(layer)] = Fanout(layer)
     return fanout
+
+
+def may_have_members(group: str) -> bool:
+    """False only when a send to `group` surely reaches nobody: with the in-memory layer
+    only this process's consumers can receive, and none has joined. Lets synchronous code
+    skip the hop into the event loop (a worker or a script creating runs, with no server
+    in the process)."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    if isinstance(layer, InMemoryChannelLayer):
+        return bool(layer.groups.get(group))
+    return True
 
 
 async def group_send(group: str, message: dict) -> None:

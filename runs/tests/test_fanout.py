@@ -90,3 +90,23 @@ async def test_memberships_are_renewed_while_subscribed(monkeypatch):
     assert layer.groups["renewed"][hub.channel] > joined  # the join time moved on
     await hub.unsubscribe("renewed", inbox.put_nowait)
     assert hub._renewing is None
+
+
+async def test_with_the_in_memory_layer_a_group_nobody_joined_has_no_members():
+    hub = get_fanout()
+    assert fanout.may_have_members("g3") is False  # synchronous senders skip the send
+    inbox = asyncio.Queue()
+    await hub.subscribe("g3", inbox.put_nowait)
+    assert fanout.may_have_members("g3") is True
+    await hub.unsubscribe("g3", inbox.put_nowait)
+    assert fanout.may_have_members("g3") is False
+
+
+def test_any_other_layer_may_have_members_in_other_processes(settings):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": ["redis://127.0.0.1:6379/15"]},
+        }
+    }
+    assert fanout.may_have_members("anything") is True
