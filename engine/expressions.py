@@ -65,7 +65,7 @@ class ExpressionError(ValueError):
 # ------------------------------------------------------------------------ helpers
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
     """The JSON name of a value's type, for messages."""
     if value is None:
         return "null"
@@ -84,7 +84,7 @@ def _kind(value: Any) -> str:
 
 def _a(value: Any) -> str:
     """``_kind`` with an article, for messages: "a string", "an object", "null"."""
-    kind = _kind(value)
+    kind = json_kind(value)
     if kind == "null":
         return kind
     return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
@@ -516,7 +516,7 @@ class _Compiler:
                 raise ExpressionError(f"division by zero in {symbol}") from None
             except TypeError:
                 raise ExpressionError(
-                    f"unsupported operand types for {symbol}: {_kind(a)} and {_kind(b)}"
+                    f"unsupported operand types for {symbol}: {json_kind(a)} and {json_kind(b)}"
                 ) from None
             except OverflowError:
                 raise ExpressionError(f"result of {symbol} is too large") from None
@@ -533,7 +533,7 @@ class _Compiler:
             def sign(names: Mapping[str, Any]) -> Any:
                 value = operand(names)
                 if not isinstance(value, (int, float)):
-                    raise ExpressionError(f"bad operand type for unary -/+: {_kind(value)}")
+                    raise ExpressionError(f"bad operand type for unary -/+: {json_kind(value)}")
                 return -value if negate else +value
 
             return sign

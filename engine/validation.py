@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 from croniter import CroniterBadDateError, CroniterError, croniter
 from jsonschema import Draft202012Validator, ValidationError
 
-from engine.expressions import FUNCTIONS, ExpressionError, compile_expression
+from engine.expressions import FUNCTIONS, ExpressionError, compile_expression, json_kind
 from engine.graph import Edge, Graph
 from engine.policy import BACKOFF_CHOICES, JOIN_CHOICES, ON_ERROR_CHOICES
 from engine.registry import Registry, StepType
@@ -135,22 +135,6 @@ def validate_definition(definition: Any, registry: Registry = default_registry) 
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def _is_int(value: Any) -> bool:
@@ -330,7 +314,7 @@ def _schema_message(error: ValidationError, path: tuple[str, ...]) -> str:
         expected = error.validator_value
         if isinstance(expected, list):
             expected = " or ".join(str(t) for t in expected)
-        return f"{where} must be of type {expected}, not {_kind(error.instance)}."
+        return f"{where} must be of type {expected}, not {json_kind(error.instance)}."
     if error.validator == "enum":
         options = ", ".join(_short(v, 30) for v in error.validator_value)
         return f"{where} must be one of {options} (got {_short(error.instance)})."
@@ -523,7 +507,7 @@ class _Validator:
             return [
                 Problem(
                     ("definition",),
-                    f"The definition must be an object, not {_kind(definition)}.",
+                    f"The definition must be an object, not {json_kind(definition)}.",
                     code="shape",
                 )
             ]
@@ -535,7 +519,7 @@ class _Validator:
                 self.head.append(
                     Problem(
                         ("definition", key),
-                        f"'{key}' must be an object, not {_kind(value)}.",
+                        f"'{key}' must be an object, not {json_kind(value)}.",
                         code="shape",
                     )
                 )
@@ -580,7 +564,7 @@ class _Validator:
         if value is None and key not in definition:
             msg = f"The definition has no '{key}' list."
         else:
-            msg = f"'{key}' must be a list, not {_kind(value)}."
+            msg = f"'{key}' must be a list, not {json_kind(value)}."
         self.head.append(Problem(("definition", key), msg, code="shape"))
         return []
 
@@ -592,7 +576,7 @@ class _Validator:
             out.append(
                 Problem(
                     ("nodes", str(index)),
-                    f"Node #{index} must be an object, not {_kind(raw)}.",
+                    f"Node #{index} must be an object, not {json_kind(raw)}.",
                     code="shape",
                 )
             )
@@ -650,7 +634,7 @@ class _Validator:
         if data is None:
             data = {}
         elif not isinstance(data, dict):
-            problem(("data",), f"'data' must be an object, not {_kind(data)}.", "shape")
+            problem(("data",), f"'data' must be an object, not {json_kind(data)}.", "shape")
             return out
         out.extend(self._check_policy(node_id, data))
 
@@ -659,7 +643,7 @@ class _Validator:
             config = {}
         elif not isinstance(config, dict):
             problem(
-                ("data", "config"), f"'config' must be an object, not {_kind(config)}.", "shape"
+                ("data", "config"), f"'config' must be an object, not {json_kind(config)}.", "shape"
             )
             return out
 
@@ -700,7 +684,7 @@ class _Validator:
                 bad(key, f"'{key}' must be one of {', '.join(choices)} (got {got}).")
 
         if "label" in data and data["label"] is not None and not isinstance(data["label"], str):
-            bad("label", f"'label' must be a string, not {_kind(data['label'])}.")
+            bad("label", f"'label' must be a string, not {json_kind(data['label'])}.")
         choice("on_error", ON_ERROR_CHOICES)
         if "max_attempts" in data:
             value = data["max_attempts"]
@@ -896,7 +880,7 @@ class _Validator:
             out.append(
                 Problem(
                     ("edges", str(index)),
-                    f"Edge #{index} must be an object, not {_kind(raw)}.",
+                    f"Edge #{index} must be an object, not {json_kind(raw)}.",
                     code="shape",
                 )
             )
@@ -959,7 +943,7 @@ class _Validator:
             out.append(
                 Problem(
                     (*here, "sourceHandle"),
-                    f"{name}: 'sourceHandle' must be a string or null, not {_kind(handle)}.",
+                    f"{name}: 'sourceHandle' must be a string or null, not {json_kind(handle)}.",
                     edge_id=edge_id,
                     code="shape",
                 )
@@ -1158,7 +1142,7 @@ def _check_flow_control(settings: dict) -> list[Problem]:
         if not isinstance(config, dict):
             bad(
                 (rule,),
-                f"'{rule}' must be an object with {', '.join(fields)} (got {_kind(config)})",
+                f"'{rule}' must be an object with {', '.join(fields)} (got {json_kind(config)})",
             )
             continue
         for extra in sorted(set(config) - set(fields)):
@@ -1182,7 +1166,7 @@ def _check_flow_control(settings: dict) -> list[Problem]:
         key = config.get("key")
         if key is not None:
             if not isinstance(key, str):
-                bad((rule, "key"), f"'{rule}.key' must be a template string (got {_kind(key)})")
+                bad((rule, "key"), f"'{rule}.key' must be a template string (got {json_kind(key)})")
             else:
                 for error in check_syntax(key):
                     bad((rule, "key"), f"'{rule}.key' is not a valid template: {error}")
@@ -1208,7 +1192,7 @@ def _check_triggers(triggers: Any) -> list[Problem]:
         return [
             Problem(
                 ("settings", "triggers"),
-                f"'triggers' must be a list of trigger objects (got {_kind(triggers)}).",
+                f"'triggers' must be a list of trigger objects (got {json_kind(triggers)}).",
                 code="invalid_trigger",
             )
         ]
@@ -1222,7 +1206,7 @@ def _check_triggers(triggers: Any) -> list[Problem]:
     for index, trigger in enumerate(triggers):
         where = f"Trigger {index + 1}"
         if not isinstance(trigger, dict):
-            bad(index, None, f"{where} must be an object (got {_kind(trigger)})")
+            bad(index, None, f"{where} must be an object (got {json_kind(trigger)})")
             continue
         kind = trigger.get("type")
         if not isinstance(kind, str) or not kind:
@@ -1246,7 +1230,7 @@ def _check_triggers(triggers: Any) -> list[Problem]:
                 bad(
                     index,
                     "input",
-                    f"{where}: 'input' must be an object (got {_kind(trigger['input'])})",
+                    f"{where}: 'input' must be an object (got {json_kind(trigger['input'])})",
                 )
         elif kind == "webhook":
             webhooks += 1
@@ -1261,7 +1245,7 @@ def _check_triggers(triggers: Any) -> list[Problem]:
                 bad(
                     index,
                     "secret",
-                    f"{where}: 'secret' must be a non-empty string (got {_kind(secret)})",
+                    f"{where}: 'secret' must be a non-empty string (got {json_kind(secret)})",
                 )
         elif kind == "event":
             name = trigger.get("event")

@@ -20,6 +20,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef
 
+from engine.expressions import json_kind
 from engine.functions import functions, load_configured_functions
 from engine.graph import CycleError, Graph
 from engine.registry import registry
@@ -80,19 +81,8 @@ def _segment(key: str) -> str:
 
 
 def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return f"list of {len(value)}"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
+    kind = json_kind(value)
+    return f"list of {len(value)}" if kind == "list" else kind
 
 
 def _observed(root: str, value: Any, out: dict[str, str]) -> None:
