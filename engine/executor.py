@@ -530,6 +530,11 @@ class Executor:
 
     def _skip(self, step_id: str, reason: str) -> None:
         """Mark a step skipped: done, so its children still run (as after on_error skip)."""
+        self._write_skipped(step_id, reason)
+        self.done.add(step_id)
+
+    def _write_skipped(self, step_id: str, reason: str) -> None:
+        """A skipped step's row (a new attempt) and its step.skipped event."""
         record = self.steps.get(step_id)
         attempt = record.attempt + 1 if record else 1
         self._write_step(
@@ -545,7 +550,6 @@ class Executor:
             {"step_id": step_id, "status": StepStatus.SKIPPED, "reason": reason},
             step_id,
         )
-        self.done.add(step_id)
 
     def _start_ready(self) -> None:
         limit = max(1, self.state.max_concurrency or 1)
@@ -788,25 +792,7 @@ class Executor:
             if node_id not in newly_dead or node_id in self.done:
                 continue
             self.dead.add(node_id)
-            record = self.steps.get(node_id)
-            attempt = record.attempt + 1 if record else 1
-            self._write_step(
-                node_id,
-                attempt,
-                insert=True,
-                step_type=self._type_of(node_id),
-                status=StepStatus.SKIPPED,
-                completed_at=self.now(),
-            )
-            self._emit(
-                EventType.STEP_SKIPPED,
-                {
-                    "step_id": node_id,
-                    "status": StepStatus.SKIPPED,
-                    "reason": f"branch not taken: {step_id} chose {branch}",
-                },
-                node_id,
-            )
+            self._write_skipped(node_id, f"branch not taken: {step_id} chose {branch}")
 
     def _step_failed(self, step_id: str, attempt: int, error: str, retryable: bool = True) -> None:
         policy = self.policies[step_id]
