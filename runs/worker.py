@@ -353,6 +353,8 @@ class Worker:
         self.tasks: dict[str, asyncio.Task] = {}
         self.fences: dict[str, int] = {}
         self.limited: set[str] = set()  # claimed runs with a concurrency limit
+        self.backlog = False
+        """The last claim filled all the room it had: more runs may be waiting."""
         self.executors: dict[str, Executor] = {}
         self.stopping = False
         self._wake: asyncio.Event | None = None
@@ -445,7 +447,11 @@ class Worker:
             self.fences[run_id] = fence
             self.tasks[run_id] = asyncio.ensure_future(self._execute(run_id, fence))
         # Fewer than `room` claimed means nothing else was claimable (rows locked by another
-        # worker's claim are that worker's); a full worker is woken when a run ends.
+        # worker's claim are that worker's). A claim that filled its room may have left
+        # runs behind (a backlog, which no notification announces): any run that ends then
+        # wakes the loop to claim again.
+        if room > 0:  # a full worker learned nothing about what waits
+            self.backlog = len(claimed) >= room
         return len(claimed), wait
 
     async def _execute(self, run_id: str, fence: int) -> None:
@@ -464,7 +470,6 @@ class Worker:
             events = await self.store.call(fail_run, run_id, fence, f"engine error: {exc}")
             await eventlog.publish(run_id, events)
         finally:
-            was_full = len(self.tasks) >= self.concurrency
             self.tasks.pop(run_id, None)
             self.fences.pop(run_id, None)
             self.executors.pop(run_id, None)
@@ -475,7 +480,7 @@ class Worker:
                     await self.store.call(wakeup.notify, f"slot:{run_id}")
                 except Exception:
                     logger.warning("waking the workers failed", exc_info=True)
-            if was_full and self._wake is not None:
+            if self.backlog and self._wake is not None:
                 self._wake.set()  # room again: claim what may have waited meanwhile
 
     async def _drain(self) -> None:

@@ -40,7 +40,7 @@ def with_worker(scenario, **options):
     """Run `scenario(worker)` while a Worker runs in the same event loop."""
 
     async def main():
-        worker = Worker("test-worker", poll_seconds=5.0, **options)
+        worker = Worker("test-worker", **{"poll_seconds": 5.0, **options})
         task = asyncio.ensure_future(worker.run())
         try:
             await scenario(worker)
@@ -79,6 +79,20 @@ def test_the_worker_runs_many_runs_at_once(make_run):
         assert time.monotonic() - started < 1.4  # five 0.3 s runs, not one after another
 
     with_worker(scenario)
+
+
+def test_a_backlog_larger_than_the_concurrency_drains_without_waiting_for_the_poll(make_run):
+    # made before the worker starts: no notification will come for them
+    runs = [make_run([node("a", "transform", {"mapping": {"x": i}})]) for i in range(12)]
+
+    async def scenario(worker):
+        started = time.monotonic()
+        for run in runs:
+            await until(lambda run=run: status_of(run) == RunStatus.COMPLETED, timeout=20)
+        # each run that ends makes room: the next claim follows at once, not after a poll
+        assert time.monotonic() - started < 10
+
+    with_worker(scenario, concurrency=3, poll_seconds=30.0)
 
 
 def test_a_cancel_interrupts_a_running_step_at_once(make_run):
