@@ -5,7 +5,11 @@ import re
 
 import pytest
 
-from runs.tests.test_run_page_browser import CHROMIUM, playwright_api, server  # noqa: F401
+from runs.tests.test_run_page_browser import (  # noqa: F401  (fixtures)
+    CHROMIUM,
+    chromium_context,
+    server,
+)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium")
 
@@ -16,18 +20,8 @@ def page(server, bob, settings):  # noqa: F811  (server is the fixture imported 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.PBKDF2PasswordHasher"]
     bob.set_password("password")
     bob.save(update_fields=["password"])
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        context = browser.new_context(base_url=server)
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
+    with chromium_context(server) as context:
+        yield context.new_page()
 
 
 def test_sign_in_make_a_key_and_sign_out(page):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,25 +72,32 @@ def server(transactional_db, tmp_path):
         process.wait()
 
 
-@pytest.fixture
-def browser_page(server, client, bob):
-    client.force_login(bob)
+@contextmanager
+def chromium_context(base_url: str):
+    """A fresh headless Chromium context on `base_url`. Enter it after the fixture's
+    database work: Playwright's sync API runs an event loop in this thread."""
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM),
             headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
-        context = browser.new_context(base_url=server)
-        context.add_cookies(
-            [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": server}]
-        )
-        page = context.new_page()
+        context = browser.new_context(base_url=base_url)
         try:
-            yield page
+            yield context
         finally:
             context.close()
             browser.close()
+
+
+@pytest.fixture
+def browser_page(server, client, bob):
+    client.force_login(bob)
+    with chromium_context(server) as context:
+        context.add_cookies(
+            [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": server}]
+        )
+        yield context.new_page()
 
 
 def off_loop(fn, *args, **kwargs):
