@@ -44,23 +44,14 @@ def latest_attempts(steps: list[StepRun]) -> dict[str, StepRun]:
     return latest
 
 
-def waiting_approvals(steps: list[StepRun]) -> list[StepRun]:
+def undecided_waits(steps: list[StepRun], waiting_for: WaitingFor) -> list[StepRun]:
+    """Steps waiting for `waiting_for` (an approval, an event) that nobody has given yet:
+    the run page's approve and resume forms."""
     return [
         step
         for step in latest_attempts(steps).values()
         if step.status == StepStatus.WAITING
-        and step.waiting_for == WaitingFor.APPROVAL
-        and step.resume_data is None
-    ]
-
-
-def waiting_events(steps: list[StepRun]) -> list[StepRun]:
-    """Steps waiting for an event nobody has delivered yet (the run page's resume form)."""
-    return [
-        step
-        for step in latest_attempts(steps).values()
-        if step.status == StepStatus.WAITING
-        and step.waiting_for == WaitingFor.EVENT
+        and step.waiting_for == waiting_for
         and step.resume_data is None
     ]
 
@@ -170,8 +161,8 @@ def state_context(run: Run, *, can_act: bool = True) -> dict:
     return {
         "run": run,
         "steps": steps,
-        "approvals": waiting_approvals(steps),
-        "event_waits": waiting_events(steps),
+        "approvals": undecided_waits(steps, WaitingFor.APPROVAL),
+        "event_waits": undecided_waits(steps, WaitingFor.EVENT),
         "decisions": approval_decisions(steps),
         "can_act": can_act,
         "can_cancel": not status.is_finished,
